@@ -1,0 +1,128 @@
+//! Server configuration: defaults, overridden by a TOML file, overridden by
+//! `LECTERN_*` environment variables and command-line flags (see `main.rs`).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP and WebSocket server listens on.
+    pub bind: SocketAddr,
+    /// Where the SQLite database and generated keys live.
+    pub data_dir: PathBuf,
+    /// Base URL put into join links; defaults to `http://{bind}`.
+    pub public_url: Option<String>,
+    /// Bearer key for the admin REST API; generated and kept in the data dir when unset.
+    pub admin_key: Option<String>,
+    /// Secret that signs join tokens; generated and kept in the data dir when unset.
+    pub token_secret: Option<String>,
+    /// Lifetime of a join token when the request names none.
+    pub token_ttl_secs: u64,
+    /// Create (once) and print links for a demo seminar and a demo Q&A session.
+    pub demo: bool,
+    pub limits: Limits,
+}
+
+/// Protocol and resource limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest client frame handled; larger ones get `frame_too_large`.
+    pub max_frame_bytes: usize,
+    /// Default longest chat message, question or reply, in characters.
+    pub chat_max_length: usize,
+    /// Chat messages a participant may send in a burst…
+    pub chat_burst: u32,
+    /// …and per second after it (questions and replies count too).
+    pub chat_per_sec: f64,
+    /// Frames of any kind a connection may send in a burst…
+    pub frame_burst: u32,
+    /// …and per second after it.
+    pub frame_per_sec: f64,
+    /// Rejected frames within ten seconds before the connection is closed (4009).
+    pub abuse_threshold: u32,
+    /// Frames queued for one connection before it is closed as a slow consumer (4008).
+    pub send_queue: usize,
+    /// Events kept per room for resuming connections.
+    pub resume_buffer: usize,
+    /// How long a dropped member stays present before attendance closes.
+    pub grace_secs: u64,
+    /// Chat messages sent in the welcome snapshot.
+    pub chat_history: usize,
+    /// A connection silent for this long is closed (clients ping every 20 s).
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("lectern-data"),
+            public_url: None,
+            admin_key: None,
+            token_secret: None,
+            token_ttl_secs: 7 * 24 * 3600,
+            demo: true,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 16 * 1024,
+            chat_max_length: 2000,
+            chat_burst: 5,
+            chat_per_sec: 1.0,
+            frame_burst: 60,
+            frame_per_sec: 20.0,
+            abuse_threshold: 50,
+            send_queue: 1024,
+            resume_buffer: 2048,
+            grace_secs: 30,
+            chat_history: 50,
+            idle_timeout_secs: 60,
+        }
+    }
+}
+
+impl Limits {
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.grace_secs)
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are errors so typos do not pass silently.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    pub fn public_url(&self, local: SocketAddr) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{local}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_typos() {
+        let c: Config = toml::from_str("bind = \"0.0.0.0:9000\"\n[limits]\ngrace_secs = 5\n")
+            .expect("valid config");
+        assert_eq!(c.bind.port(), 9000);
+        assert_eq!(c.limits.grace_secs, 5);
+        assert_eq!(c.limits.max_frame_bytes, 16 * 1024);
+        assert!(toml::from_str::<Config>("bnd = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! Counters and gauges, rendered as Prometheus text at `/metrics`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Open WebSocket connections.
+    pub connections: AtomicI64,
+    /// Running room actors.
+    pub rooms: AtomicI64,
+    /// Frames received from clients.
+    pub messages_in: AtomicU64,
+    /// Frames queued to clients.
+    pub messages_out: AtomicU64,
+    /// Connections closed because their send queue overflowed.
+    pub queue_drops: AtomicU64,
+    /// Client frames answered with an error before reaching a room.
+    pub frames_rejected: AtomicU64,
+    pub events_stored: AtomicU64,
+    pub storage_errors: AtomicU64,
+    /// WebSocket upgrades refused (bad token, ended session).
+    pub joins_refused: AtomicU64,
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut line = |name: &str, kind: &str, help: &str, v: i64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        };
+        let g = |a: &AtomicI64| a.load(Ordering::Relaxed);
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed) as i64;
+        line(
+            "lectern_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            g(&self.connections),
+        );
+        line(
+            "lectern_rooms",
+            "gauge",
+            "Rooms running in memory.",
+            g(&self.rooms),
+        );
+        line(
+            "lectern_messages_in_total",
+            "counter",
+            "Frames received from clients.",
+            c(&self.messages_in),
+        );
+        line(
+            "lectern_messages_out_total",
+            "counter",
+            "Frames queued to clients.",
+            c(&self.messages_out),
+        );
+        line(
+            "lectern_queue_drops_total",
+            "counter",
+            "Connections closed because their send queue overflowed.",
+            c(&self.queue_drops),
+        );
+        line(
+            "lectern_frames_rejected_total",
+            "counter",
+            "Client frames refused at the edge (malformed, oversize, rate limited).",
+            c(&self.frames_rejected),
+        );
+        line(
+            "lectern_events_stored_total",
+            "counter",
+            "Room events written to storage.",
+            c(&self.events_stored),
+        );
+        line(
+            "lectern_storage_errors_total",
+            "counter",
+            "Failed storage batches.",
+            c(&self.storage_errors),
+        );
+        line(
+            "lectern_joins_refused_total",
+            "counter",
+            "WebSocket upgrades refused.",
+            c(&self.joins_refused),
+        );
+        out
+    }
+}

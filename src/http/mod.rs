@@ -1,0 +1,112 @@
+//! The HTTP surface: REST API under `/api/v1`, the WebSocket endpoint,
+//! health and metrics. Handlers translate; the rooms and the store decide.
+
+pub mod api;
+pub mod metrics;
+
+use crate::protocol::ErrorCode;
+use crate::App;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+/// A REST error: `{"error": {"code", "message"}}` with a matching status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+    }
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no such {what}"),
+        )
+    }
+    /// Maps a domain error code to its HTTP status, in one place.
+    pub fn from_code(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        let status = match code {
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Unauthorized | ErrorCode::TokenExpired => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::SessionEnded => StatusCode::GONE,
+            ErrorCode::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        tracing::error!("storage: {e}");
+        ApiError::from_code(ErrorCode::StorageUnavailable, "storage is unavailable")
+    }
+}
+
+impl From<crate::room::RoomError> for ApiError {
+    fn from(e: crate::room::RoomError) -> ApiError {
+        ApiError::from_code(e.code(), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "error": { "code": self.code, "message": self.message } })),
+        )
+            .into_response()
+    }
+}
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .nest("/api/v1", api::routes())
+        .route("/ws", get(crate::signal::ws_handler))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn healthz(axum::extract::State(app): axum::extract::State<App>) -> Response {
+    if app.shutdown.is_cancelled() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "shutting_down" })),
+        )
+            .into_response()
+    } else {
+        Json(json!({ "status": "ok" })).into_response()
+    }
+}
+
+async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("page")
+}

@@ -1,0 +1,249 @@
+//! Lectern: a live classroom server for teacher-training programmes.
+//!
+//! [`start`] wires the parts together: storage, the rooms, the HTTP and
+//! WebSocket server, and a designed shutdown. `main.rs` only parses the
+//! command line and calls it; tests call it directly with port 0.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod protocol;
+pub mod room;
+pub mod signal;
+pub mod store;
+
+use crate::auth::{random_secret, TokenKey};
+use crate::config::Config;
+use crate::http::api::{self, CreateSession, CreateToken};
+use crate::http::metrics::Metrics;
+use crate::protocol::{Role, SessionKind, SessionStatus};
+use crate::room::Rooms;
+use crate::store::{DynStore, SqliteStore};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub store: DynStore,
+    pub rooms: Rooms,
+    pub keys: TokenKey,
+    pub admin_key: Arc<str>,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    /// Base of join links.
+    pub public_url: Arc<str>,
+    pub next_conn: Arc<AtomicU64>,
+    /// Cancelled when shutdown starts.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("creating the demo sessions failed: {0}")]
+    Demo(String),
+}
+
+/// A join link printed at start-up.
+#[derive(Debug, Clone)]
+pub struct DemoLink {
+    pub session_title: String,
+    pub kind: SessionKind,
+    pub role: Role,
+    pub url: String,
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub admin_key: String,
+    pub public_url: String,
+    pub demo_links: Vec<DemoLink>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts the designed shutdown: stop accepting, close attendance, tell
+    /// clients, flush storage.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the server has stopped (after [`Server::shutdown`]).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Reads a secret from `file` in the data dir, creating it on first start.
+fn secret_file(dir: &Path, file: &str) -> Result<String, StartError> {
+    let path = dir.join(file);
+    let err = |e| StartError::DataDir(dir.display().to_string(), e);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        _ => {
+            let secret = random_secret(32);
+            std::fs::write(&path, &secret).map_err(err)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(err)?;
+            }
+            Ok(secret)
+        }
+    }
+}
+
+/// Opens storage, recovers rooms left open by a crash, binds and serves.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+    let admin_key = match &config.admin_key {
+        Some(k) if !k.is_empty() => k.clone(),
+        _ => secret_file(&config.data_dir, "admin.key")?,
+    };
+    let token_secret = match &config.token_secret {
+        Some(k) if !k.is_empty() => k.clone(),
+        _ => secret_file(&config.data_dir, "token.secret")?,
+    };
+    let store: DynStore = Arc::new(SqliteStore::open(&config.data_dir).await?);
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| StartError::Bind(config.bind, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.bind, e))?;
+    let public_url = config.public_url(addr);
+    let metrics = Arc::new(Metrics::default());
+    let keys = TokenKey::new(token_secret.as_bytes());
+    let rooms = Rooms::new(
+        store.clone(),
+        config.limits.clone(),
+        metrics.clone(),
+        keys.clone(),
+    );
+    rooms.recover().await?;
+    let shutdown = CancellationToken::new();
+    let app = App {
+        store: store.clone(),
+        rooms: rooms.clone(),
+        keys,
+        admin_key: admin_key.clone().into(),
+        config: Arc::new(config.clone()),
+        metrics: metrics.clone(),
+        public_url: public_url.clone().into(),
+        next_conn: Arc::new(AtomicU64::new(1)),
+        shutdown: shutdown.clone(),
+    };
+    let demo_links = if config.demo {
+        demo(&app).await?
+    } else {
+        Vec::new()
+    };
+    let router = http::router(app);
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let serve =
+            axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
+        let serving = tokio::spawn(async move { serve.await });
+        stop.cancelled().await;
+        tracing::info!("shutting down: closing rooms");
+        rooms.shutdown().await;
+        // Let connection tasks write their close frames.
+        for _ in 0..50 {
+            if metrics.connections.load(Ordering::Relaxed) <= 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), serving).await;
+        store.close().await;
+        tracing::info!("shutdown complete");
+    });
+    Ok(Server {
+        addr,
+        admin_key,
+        public_url,
+        demo_links,
+        shutdown,
+        task,
+    })
+}
+
+/// Creates the demo sessions once (again if they were ended) and signs links.
+async fn demo(app: &App) -> Result<Vec<DemoLink>, StartError> {
+    let specs = [
+        (
+            "demo.seminar",
+            "示范研讨课 Demo seminar",
+            SessionKind::Seminar,
+        ),
+        ("demo.qa", "专家答疑示范 Demo expert Q&A", SessionKind::Qa),
+    ];
+    let mut links = Vec::new();
+    let fail = |e: http::ApiError| StartError::Demo(e.message);
+    for (key, title, kind) in specs {
+        let existing = match app.store.get_meta(key).await? {
+            Some(id) => app
+                .store
+                .get_session(&id)
+                .await?
+                .filter(|s| s.status != SessionStatus::Ended),
+            None => None,
+        };
+        let session = match existing {
+            Some(s) => s,
+            None => {
+                let s = api::create(
+                    app,
+                    CreateSession {
+                        title: title.to_string(),
+                        kind,
+                        scheduled_start: None,
+                        scheduled_end: None,
+                        settings: Default::default(),
+                    },
+                )
+                .await
+                .map_err(fail)?;
+                app.store.set_meta(key, &s.id).await?;
+                s
+            }
+        };
+        for (role, identity, name) in [
+            (Role::Host, "demo-host", "主讲 Host"),
+            (Role::Participant, "demo-teacher", "参训教师 Teacher"),
+        ] {
+            let t = api::issue_token(
+                app,
+                &session,
+                &CreateToken {
+                    identity: identity.to_string(),
+                    name: name.to_string(),
+                    role,
+                    ttl_seconds: None,
+                },
+            )
+            .map_err(fail)?;
+            links.push(DemoLink {
+                session_title: session.title.clone(),
+                kind,
+                role,
+                url: t.join_url,
+            });
+        }
+    }
+    Ok(links)
+}

@@ -1,0 +1,324 @@
+//! Wire types shared by the server, the load-test tool and the tests.
+//!
+//! Everything that crosses the WebSocket is defined here: what a client may
+//! send ([`ClientMsg`]), what the server sends ([`ServerMsg`] and the numbered
+//! room [`Event`]s), error and close codes, roles and permissions. Nothing in
+//! this module does I/O. `docs/protocol.md` documents the same types with
+//! examples and must be kept true with them.
+
+mod codes;
+mod role;
+mod time;
+mod types;
+
+pub use codes::{close, ErrorCode};
+pub use role::{Permission, Role};
+pub use time::Timestamp;
+pub use types::*;
+
+use serde::{Deserialize, Serialize};
+
+/// A client's request id, echoed in the single `ack` or `error` that answers it.
+/// Clients may use a string or a number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReqId {
+    Num(i64),
+    Str(String),
+}
+
+/// A frame a client sends. `type` selects the variant; an optional `req_id`
+/// sits beside it and is read separately by the edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Liveness check; answered with `pong`.
+    Ping,
+    /// Leave the session on purpose (attendance records reason `left`).
+    Leave,
+    ChatSend {
+        text: String,
+    },
+    ChatDelete {
+        message_id: i64,
+    },
+    ChatMute {
+        identity: String,
+        muted: bool,
+    },
+    ChatLock {
+        locked: bool,
+    },
+    HandRaise,
+    /// Lower a hand: one's own when `identity` is absent, anyone's for moderators.
+    HandLower {
+        #[serde(default)]
+        identity: Option<String>,
+    },
+    HandsClear,
+    QuestionAsk {
+        text: String,
+    },
+    QuestionUpvote {
+        question_id: i64,
+    },
+    QuestionReply {
+        question_id: i64,
+        text: String,
+    },
+    QuestionAnswer {
+        question_id: i64,
+    },
+    QuestionDismiss {
+        question_id: i64,
+    },
+    /// Pin the question being answered now; `null` unpins.
+    QuestionPin {
+        question_id: Option<i64>,
+    },
+    StageInvite {
+        identity: String,
+    },
+    StageAccept,
+    StageDecline,
+    /// Leave the stage (on stage) or withdraw from an invitation.
+    StageLeave,
+    StageRemove {
+        identity: String,
+    },
+    /// Seminar only: lock publishing to hosts, moderators and the stage.
+    StageLock {
+        locked: bool,
+    },
+    Kick {
+        identity: String,
+    },
+    SessionEnd,
+}
+
+impl ClientMsg {
+    /// Every `type` a client may send, for telling "unknown type" from "bad fields".
+    pub const TYPES: &'static [&'static str] = &[
+        "ping",
+        "leave",
+        "chat_send",
+        "chat_delete",
+        "chat_mute",
+        "chat_lock",
+        "hand_raise",
+        "hand_lower",
+        "hands_clear",
+        "question_ask",
+        "question_upvote",
+        "question_reply",
+        "question_answer",
+        "question_dismiss",
+        "question_pin",
+        "stage_invite",
+        "stage_accept",
+        "stage_decline",
+        "stage_leave",
+        "stage_remove",
+        "stage_lock",
+        "kick",
+        "session_end",
+    ];
+}
+
+/// A numbered room event: stored in the session timeline, then broadcast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the session's timeline; strictly increasing. A member who
+    /// may not see some events (audience mode) sees gaps, never a reordering.
+    pub seq: u64,
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened in a room. Each variant is a frame `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    SessionStarted,
+    SessionUpdated {
+        session: SessionInfo,
+    },
+    SessionEnded {
+        by: String,
+    },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        identity: String,
+        reason: LeaveReason,
+        /// When the participant was last present: for `timeout` and
+        /// `server_restart` this is earlier than the event's `at`.
+        left_at: Timestamp,
+    },
+    ChatMessage {
+        message: ChatMessage,
+    },
+    ChatDeleted {
+        message_id: i64,
+        by: String,
+    },
+    ChatMuted {
+        identity: String,
+        muted: bool,
+        by: String,
+    },
+    ChatLocked {
+        locked: bool,
+        by: String,
+    },
+    HandRaised {
+        hand: Hand,
+    },
+    HandLowered {
+        identity: String,
+        by: String,
+    },
+    HandsCleared {
+        by: String,
+    },
+    QuestionAsked {
+        question: Question,
+    },
+    QuestionUpvoted {
+        question_id: i64,
+        upvotes: u32,
+        by: String,
+    },
+    QuestionReplied {
+        question_id: i64,
+        reply: Reply,
+    },
+    QuestionStatusChanged {
+        question_id: i64,
+        status: QuestionStatus,
+        by: String,
+    },
+    QuestionPinned {
+        question_id: Option<i64>,
+        by: String,
+    },
+    StageInvited {
+        member: StageMember,
+        by: String,
+    },
+    StageDeclined {
+        identity: String,
+    },
+    StageJoined {
+        member: StageMember,
+    },
+    StageLeft {
+        identity: String,
+        reason: StageLeaveReason,
+        by: String,
+    },
+    StageLocked {
+        locked: bool,
+        by: String,
+    },
+}
+
+impl EventKind {
+    /// The frame `type` of this event, as stored in the timeline's `type` column.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::SessionStarted => "session_started",
+            EventKind::SessionUpdated { .. } => "session_updated",
+            EventKind::SessionEnded { .. } => "session_ended",
+            EventKind::ParticipantJoined { .. } => "participant_joined",
+            EventKind::ParticipantLeft { .. } => "participant_left",
+            EventKind::ChatMessage { .. } => "chat_message",
+            EventKind::ChatDeleted { .. } => "chat_deleted",
+            EventKind::ChatMuted { .. } => "chat_muted",
+            EventKind::ChatLocked { .. } => "chat_locked",
+            EventKind::HandRaised { .. } => "hand_raised",
+            EventKind::HandLowered { .. } => "hand_lowered",
+            EventKind::HandsCleared { .. } => "hands_cleared",
+            EventKind::QuestionAsked { .. } => "question_asked",
+            EventKind::QuestionUpvoted { .. } => "question_upvoted",
+            EventKind::QuestionReplied { .. } => "question_replied",
+            EventKind::QuestionStatusChanged { .. } => "question_status_changed",
+            EventKind::QuestionPinned { .. } => "question_pinned",
+            EventKind::StageInvited { .. } => "stage_invited",
+            EventKind::StageDeclined { .. } => "stage_declined",
+            EventKind::StageJoined { .. } => "stage_joined",
+            EventKind::StageLeft { .. } => "stage_left",
+            EventKind::StageLocked { .. } => "stage_locked",
+        }
+    }
+
+    /// The participant this event is about, if any (indexed in the timeline).
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            EventKind::ParticipantJoined { participant } => Some(&participant.identity),
+            EventKind::ParticipantLeft { identity, .. }
+            | EventKind::ChatMuted { identity, .. }
+            | EventKind::HandLowered { identity, .. }
+            | EventKind::StageDeclined { identity }
+            | EventKind::StageLeft { identity, .. } => Some(identity),
+            EventKind::ChatMessage { message } => Some(&message.identity),
+            EventKind::HandRaised { hand } => Some(&hand.identity),
+            EventKind::QuestionAsked { question } => Some(&question.identity),
+            EventKind::QuestionUpvoted { by, .. } => Some(by),
+            EventKind::QuestionReplied { reply, .. } => Some(&reply.identity),
+            EventKind::StageInvited { member, .. } | EventKind::StageJoined { member } => {
+                Some(&member.identity)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Frames the server sends that are not numbered room events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Welcome(Box<Welcome>),
+    /// First frame of a resumed connection; the missed events follow it.
+    Resumed {
+        you: You,
+        resume_token: String,
+        /// Events with `seq` above `from_seq` up to `seq` follow, in order.
+        from_seq: u64,
+        seq: u64,
+    },
+    Ack {
+        req_id: Option<ReqId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<serde_json::Value>,
+    },
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req_id: Option<ReqId>,
+        code: ErrorCode,
+        message: String,
+    },
+    Pong,
+    /// How many people are present (not numbered; sent at most once a second).
+    ParticipantCount {
+        count: u32,
+    },
+    /// Your own permissions changed (stage, chat mute, seminar lock).
+    YouUpdated {
+        you: You,
+    },
+    /// The server is going down; reconnect after `retry_after_ms`.
+    ServerShutdown {
+        retry_after_ms: u64,
+    },
+}
+
+/// Any frame the server sends: what a client decodes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Incoming {
+    Event(Event),
+    Msg(ServerMsg),
+}

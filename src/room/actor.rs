@@ -1,0 +1,963 @@
+//! The room actor: the single owner of one session's live state.
+//!
+//! Commands arrive on a channel and are handled in batches: every command in
+//! a batch is applied to the state, the resulting events are written to the
+//! store in one transaction, and only when that succeeds are frames sent.
+//! Clients therefore never see an order or an event the database does not
+//! have, and a burst of chat costs one commit, not one per message.
+
+use super::conn::{ConnHandle, SendFail};
+use super::logic::{Actor, Rejection};
+use super::registry::{SessionPatch, Shared};
+use super::state::ClassState;
+use crate::auth::{Claims, TokenType};
+use crate::protocol::{
+    close, ClientMsg, ErrorCode, Event, EventKind, LeaveReason, ParticipantInfo, Permission, ReqId,
+    ServerMsg, SessionInfo, Timestamp, Welcome, You,
+};
+use crate::store::{StoreError, Write};
+use axum::extract::ws::Utf8Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many commands one batch takes at most.
+const MAX_BATCH: usize = 128;
+/// How often presence (`last_seen`) is written for connected members.
+const SEEN_EVERY: Duration = Duration::from_secs(10);
+/// An empty room stops after this long; it is reloaded on the next join.
+const IDLE_EXIT: Duration = Duration::from_secs(30);
+/// Resume tokens outlive join tokens so a long session can always reconnect.
+const RESUME_TOKEN_SECS: i64 = 24 * 3600;
+
+/// Why a join did not succeed.
+#[derive(Debug)]
+pub enum JoinError {
+    Rejected(Rejection),
+    /// The room stopped while the join was queued; look it up again.
+    Retry,
+}
+
+pub enum RoomCmd {
+    Join {
+        conn: ConnHandle,
+        actor: Actor,
+        /// The last `seq` the client saw, when resuming.
+        last_seq: Option<u64>,
+        reply: oneshot::Sender<Result<(), JoinError>>,
+    },
+    Request {
+        conn_id: u64,
+        req_id: Option<ReqId>,
+        msg: ClientMsg,
+    },
+    Disconnected {
+        conn_id: u64,
+    },
+    End {
+        by: String,
+        reply: oneshot::Sender<Result<SessionInfo, Rejection>>,
+    },
+    Update {
+        patch: SessionPatch,
+        reply: oneshot::Sender<Result<SessionInfo, Rejection>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Who receives an event.
+#[derive(Debug, Clone)]
+enum Audience {
+    All,
+    /// Members with `roster.view`.
+    Staff,
+    /// Staff and the member the event is about.
+    StaffAnd(String),
+}
+
+impl Audience {
+    /// Audience mode keeps joins, leaves and other people's hands away from participants.
+    fn of(kind: &EventKind, audience_mode: bool) -> Audience {
+        if !audience_mode {
+            return Audience::All;
+        }
+        match kind {
+            EventKind::ParticipantJoined { .. } | EventKind::ParticipantLeft { .. } => {
+                Audience::Staff
+            }
+            EventKind::HandRaised { hand } => Audience::StaffAnd(hand.identity.clone()),
+            EventKind::HandLowered { identity, .. } => Audience::StaffAnd(identity.clone()),
+            _ => Audience::All,
+        }
+    }
+
+    fn includes(&self, actor: &Actor) -> bool {
+        match self {
+            Audience::All => true,
+            Audience::Staff => actor.role.allows(Permission::RosterView),
+            Audience::StaffAnd(id) => {
+                actor.role.allows(Permission::RosterView) || &actor.identity == id
+            }
+        }
+    }
+}
+
+struct Conn {
+    handle: ConnHandle,
+    actor: Actor,
+    /// Events up to this seq were in the welcome (or replay); skip them.
+    ready_seq: u64,
+}
+
+/// A frame to send once the batch is stored.
+enum Out {
+    Broadcast {
+        seq: u64,
+        audience: Audience,
+        frame: Utf8Bytes,
+    },
+    /// Not numbered, to every connection (participant count).
+    All(Utf8Bytes),
+    To(u64, Utf8Bytes),
+    /// An `ack`; becomes a `storage_unavailable` error if the batch fails.
+    Ack(u64, Option<ReqId>, Utf8Bytes),
+    Close(u64, u16, &'static str),
+}
+
+#[derive(Default)]
+struct Batch {
+    writes: Vec<Write>,
+    out: Vec<Out>,
+    joins: Vec<(u64, oneshot::Sender<Result<(), JoinError>>)>,
+    admin: Vec<(oneshot::Sender<Result<SessionInfo, Rejection>>, SessionInfo)>,
+}
+
+/// A token bucket: `burst` at once, then `per_sec`.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, burst: u32, per_sec: f64, now: Instant) -> bool {
+        let elapsed = now.duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_sec).min(burst as f64);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub(super) struct RoomActor {
+    id: String,
+    gen: u64,
+    shared: Arc<Shared>,
+    state: ClassState,
+    conns: HashMap<u64, Conn>,
+    by_identity: HashMap<String, u64>,
+    /// Present members whose connection dropped, and since when.
+    away: HashMap<String, Timestamp>,
+    /// Recent events for resuming connections: (seq, audience, frame).
+    ring: VecDeque<(u64, Audience, Utf8Bytes)>,
+    chat_buckets: HashMap<String, Bucket>,
+    last_count: Option<u32>,
+    last_seen_flush: Instant,
+    idle_since: Option<Instant>,
+}
+
+pub(super) fn encode<T: serde::Serialize>(v: &T) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(v).expect("protocol types serialize"))
+}
+
+fn error_frame(req_id: Option<ReqId>, code: ErrorCode, message: impl Into<String>) -> Utf8Bytes {
+    encode(&ServerMsg::Error {
+        req_id,
+        code,
+        message: message.into(),
+    })
+}
+
+/// Loads a session's state by folding its stored timeline.
+pub(super) async fn load_state(
+    shared: &Shared,
+    id: &str,
+) -> Result<Option<ClassState>, StoreError> {
+    let Some(session) = shared.store.get_session(id).await? else {
+        return Ok(None);
+    };
+    let mut state = ClassState::new(session, shared.limits.chat_history);
+    for e in shared.store.events(id, 0, None, &[]).await? {
+        let ev: Event = serde_json::from_str(&e.frame)
+            .map_err(|err| StoreError::Corrupt(format!("event {} of {id}: {err}", e.seq)))?;
+        state.apply(ev.seq, ev.at, &ev.kind);
+    }
+    Ok(Some(state))
+}
+
+impl RoomActor {
+    pub(super) fn new(id: String, gen: u64, shared: Arc<Shared>, state: ClassState) -> RoomActor {
+        RoomActor {
+            id,
+            gen,
+            shared,
+            state,
+            conns: HashMap::new(),
+            by_identity: HashMap::new(),
+            away: HashMap::new(),
+            ring: VecDeque::new(),
+            chat_buckets: HashMap::new(),
+            last_count: None,
+            last_seen_flush: Instant::now(),
+            idle_since: None,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
+        self.recover_after_crash().await;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown_reply = None;
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    let mut cmds = vec![cmd];
+                    while cmds.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(c) => cmds.push(c),
+                            Err(_) => break,
+                        }
+                    }
+                    let mut batch = Batch::default();
+                    let now = Timestamp::now();
+                    for cmd in cmds {
+                        match cmd {
+                            RoomCmd::Shutdown { reply } => {
+                                self.on_shutdown(now, &mut batch);
+                                shutdown_reply = Some(reply);
+                            }
+                            other => self.on_cmd(other, now, &mut batch),
+                        }
+                    }
+                    self.commit(batch).await;
+                    if let Some(reply) = shutdown_reply.take() {
+                        self.close_all_for_shutdown();
+                        let _ = reply.send(());
+                        break;
+                    }
+                }
+                _ = tick.tick() => {
+                    if self.on_tick().await {
+                        break;
+                    }
+                }
+            }
+        }
+        self.shared
+            .rooms
+            .remove_if(&self.id, |_, h| h.gen == self.gen);
+        self.shared.metrics.rooms.fetch_sub(1, Ordering::Relaxed);
+        // Anything still queued belongs to the next actor for this session.
+        rx.close();
+        while let Ok(cmd) = rx.try_recv() {
+            match cmd {
+                RoomCmd::Join { reply, conn, .. } => {
+                    let _ = reply.send(Err(JoinError::Retry));
+                    drop(conn);
+                }
+                RoomCmd::End { reply, .. } | RoomCmd::Update { reply, .. } => {
+                    let _ = reply.send(Err(Rejection::new(
+                        ErrorCode::StorageUnavailable,
+                        "room restarting; retry",
+                    )));
+                }
+                RoomCmd::Shutdown { reply } => {
+                    let _ = reply.send(());
+                }
+                RoomCmd::Request { .. } | RoomCmd::Disconnected { .. } => {}
+            }
+        }
+    }
+
+    /// Members still marked present when the room loads were present when the
+    /// server stopped without a clean shutdown: close them at their last-seen time.
+    async fn recover_after_crash(&mut self) {
+        let present: Vec<String> = self
+            .state
+            .members
+            .iter()
+            .filter(|(_, m)| m.present)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if present.is_empty() {
+            return;
+        }
+        let last_seen: HashMap<String, Timestamp> =
+            match self.shared.store.participants(&self.id).await {
+                Ok(rows) => rows
+                    .into_iter()
+                    .map(|r| (r.identity, r.last_seen))
+                    .collect(),
+                Err(e) => {
+                    tracing::error!(session = %self.id, "cannot read last-seen times: {e}");
+                    HashMap::new()
+                }
+            };
+        let now = Timestamp::now();
+        let mut batch = Batch::default();
+        for id in present {
+            let at = last_seen.get(&id).copied().unwrap_or(now);
+            for e in self.state.leave(&id, LeaveReason::ServerRestart, at) {
+                self.emit(e, now, &mut batch);
+            }
+        }
+        tracing::info!(session = %self.id, "closed attendance left open by an unclean stop");
+        self.commit(batch).await;
+    }
+
+    fn on_cmd(&mut self, cmd: RoomCmd, now: Timestamp, b: &mut Batch) {
+        match cmd {
+            RoomCmd::Join {
+                conn,
+                actor,
+                last_seq,
+                reply,
+            } => self.on_join(conn, actor, last_seq, reply, now, b),
+            RoomCmd::Request {
+                conn_id,
+                req_id,
+                msg,
+            } => self.on_request(conn_id, req_id, msg, now, b),
+            RoomCmd::Disconnected { conn_id } => self.on_disconnected(conn_id, now),
+            RoomCmd::End { by, reply } => {
+                for e in self.state.end(&by, now) {
+                    self.emit(e, now, b);
+                }
+                b.admin.push((reply, self.state.session.clone()));
+            }
+            RoomCmd::Update { patch, reply } => {
+                let mut session = self.state.session.clone();
+                patch.apply_to(&mut session);
+                if session != self.state.session {
+                    self.emit(EventKind::SessionUpdated { session }, now, b);
+                }
+                b.admin.push((reply, self.state.session.clone()));
+            }
+            RoomCmd::Shutdown { .. } => unreachable!("handled by run"),
+        }
+    }
+
+    fn you(&self, actor: &Actor) -> You {
+        You {
+            identity: actor.identity.clone(),
+            name: actor.name.clone(),
+            role: actor.role,
+            permissions: actor.role.permissions(),
+            can_publish: self.state.can_publish(&actor.identity, actor.role),
+            chat_muted: self.state.chat_muted(&actor.identity),
+        }
+    }
+
+    fn resume_token(&self, actor: &Actor, now: Timestamp) -> String {
+        let iat = now.millis() / 1000;
+        self.shared.keys.sign(&Claims {
+            sid: self.id.clone(),
+            sub: actor.identity.clone(),
+            name: actor.name.clone(),
+            role: actor.role,
+            iat,
+            exp: iat + RESUME_TOKEN_SECS,
+            typ: TokenType::Resume,
+        })
+    }
+
+    /// Whether every event after `from` is still in the resume buffer.
+    fn can_resume(&self, from: u64) -> bool {
+        if from > self.state.seq {
+            return false;
+        }
+        if from == self.state.seq {
+            return true;
+        }
+        self.ring
+            .front()
+            .is_some_and(|(first, _, _)| *first <= from + 1)
+    }
+
+    fn roster(&self) -> Vec<ParticipantInfo> {
+        let mut roster: Vec<ParticipantInfo> = self
+            .state
+            .members
+            .iter()
+            .filter(|(_, m)| m.present && m.role.is_listed())
+            .map(|(id, m)| ParticipantInfo {
+                identity: id.clone(),
+                name: m.name.clone(),
+                role: m.role,
+                joined_at: m.joined_at,
+                connected: self.by_identity.contains_key(id),
+                chat_muted: m.chat_muted,
+            })
+            .collect();
+        roster.sort_by(|a, b| {
+            a.joined_at
+                .cmp(&b.joined_at)
+                .then_with(|| a.identity.cmp(&b.identity))
+        });
+        roster
+    }
+
+    fn welcome(&self, actor: &Actor, now: Timestamp) -> Welcome {
+        let staff = actor.role.allows(Permission::RosterView);
+        let full = staff || !self.state.session.audience_mode();
+        Welcome {
+            session: self.state.session.clone(),
+            you: self.you(actor),
+            roster: full.then(|| self.roster()),
+            participant_count: self.state.present_count(),
+            hands: self
+                .state
+                .hands
+                .iter()
+                .filter(|h| full || h.identity == actor.identity)
+                .cloned()
+                .collect(),
+            stage: self.state.stage_info(),
+            questions: self.state.visible_questions(),
+            my_votes: self
+                .state
+                .votes
+                .iter()
+                .filter(|(_, who)| who == &actor.identity)
+                .map(|(q, _)| *q)
+                .collect(),
+            pinned_question: self.state.pinned,
+            chat: self.state.chat.iter().cloned().collect(),
+            chat_locked: self.state.chat_locked,
+            resume_token: self.resume_token(actor, now),
+            seq: self.state.seq,
+            server_time: now,
+        }
+    }
+
+    fn on_join(
+        &mut self,
+        conn: ConnHandle,
+        actor: Actor,
+        last_seq: Option<u64>,
+        reply: oneshot::Sender<Result<(), JoinError>>,
+        now: Timestamp,
+        b: &mut Batch,
+    ) {
+        let events = match self.state.join(&actor, now) {
+            Ok(events) => events,
+            Err(rej) => {
+                let _ = reply.send(Err(JoinError::Rejected(rej)));
+                return;
+            }
+        };
+        if let Some(old) = self.by_identity.remove(&actor.identity) {
+            if let Some(old) = self.conns.remove(&old) {
+                old.handle
+                    .closer
+                    .close(close::REPLACED, "replaced by a newer connection");
+            }
+        }
+        self.away.remove(&actor.identity);
+        for e in events {
+            self.emit(e, now, b);
+        }
+        if actor.role.is_listed() {
+            b.writes.push(Write::Participant {
+                session: self.id.clone(),
+                identity: actor.identity.clone(),
+                name: actor.name.clone(),
+                role: actor.role,
+                at: now,
+            });
+        }
+        let id = conn.id;
+        match last_seq.filter(|s| self.can_resume(*s)) {
+            Some(from) => {
+                b.out.push(Out::To(
+                    id,
+                    encode(&ServerMsg::Resumed {
+                        you: self.you(&actor),
+                        resume_token: self.resume_token(&actor, now),
+                        from_seq: from,
+                        seq: self.state.seq,
+                    }),
+                ));
+                for (seq, audience, frame) in &self.ring {
+                    if *seq > from && audience.includes(&actor) {
+                        b.out.push(Out::To(id, frame.clone()));
+                    }
+                }
+            }
+            None => {
+                b.out.push(Out::To(
+                    id,
+                    encode(&ServerMsg::Welcome(Box::new(self.welcome(&actor, now)))),
+                ));
+            }
+        }
+        self.by_identity.insert(actor.identity.clone(), id);
+        self.conns.insert(
+            id,
+            Conn {
+                handle: conn,
+                actor,
+                ready_seq: self.state.seq,
+            },
+        );
+        self.idle_since = None;
+        b.joins.push((id, reply));
+    }
+
+    fn on_request(
+        &mut self,
+        conn_id: u64,
+        req_id: Option<ReqId>,
+        msg: ClientMsg,
+        now: Timestamp,
+        b: &mut Batch,
+    ) {
+        let Some(conn) = self.conns.get(&conn_id) else {
+            return;
+        };
+        let actor = conn.actor.clone();
+        if matches!(msg, ClientMsg::Leave) {
+            for e in self.state.leave(&actor.identity, LeaveReason::Left, now) {
+                self.emit(e, now, b);
+            }
+            let ack = encode(&ServerMsg::Ack {
+                req_id: req_id.clone(),
+                result: None,
+            });
+            b.out.push(Out::Ack(conn_id, req_id, ack));
+            b.out.push(Out::Close(conn_id, 1000, "left"));
+            return;
+        }
+        let limited = matches!(
+            msg,
+            ClientMsg::ChatSend { .. }
+                | ClientMsg::QuestionAsk { .. }
+                | ClientMsg::QuestionReply { .. }
+        );
+        if limited {
+            let l = &self.shared.limits;
+            let bucket = self
+                .chat_buckets
+                .entry(actor.identity.clone())
+                .or_insert_with(|| Bucket {
+                    tokens: l.chat_burst as f64,
+                    at: Instant::now(),
+                });
+            if !bucket.take(l.chat_burst, l.chat_per_sec, Instant::now()) {
+                b.out.push(Out::To(
+                    conn_id,
+                    error_frame(
+                        req_id,
+                        ErrorCode::RateLimited,
+                        format!(
+                            "you are sending too fast: at most {} messages at once, then {} per second",
+                            l.chat_burst, l.chat_per_sec
+                        ),
+                    ),
+                ));
+                return;
+            }
+        }
+        match self
+            .state
+            .handle(&actor, &msg, now, self.shared.limits.chat_max_length)
+        {
+            Ok(outcome) => {
+                for e in outcome.events {
+                    self.emit(e, now, b);
+                }
+                b.out.push(Out::Ack(
+                    conn_id,
+                    req_id.clone(),
+                    encode(&ServerMsg::Ack {
+                        req_id,
+                        result: outcome.result,
+                    }),
+                ));
+            }
+            Err(rej) => b
+                .out
+                .push(Out::To(conn_id, error_frame(req_id, rej.code, rej.message))),
+        }
+    }
+
+    fn on_disconnected(&mut self, conn_id: u64, now: Timestamp) {
+        let Some(conn) = self.conns.remove(&conn_id) else {
+            return;
+        };
+        let identity = conn.actor.identity;
+        if self.by_identity.get(&identity) == Some(&conn_id) {
+            self.by_identity.remove(&identity);
+        }
+        if self.state.members.get(&identity).is_some_and(|m| m.present) {
+            self.away.insert(identity, now);
+        }
+    }
+
+    /// Numbers an event, applies it, and queues its storage and delivery.
+    fn emit(&mut self, kind: EventKind, now: Timestamp, b: &mut Batch) {
+        let seq = self.state.seq + 1;
+        let event = Event { seq, at: now, kind };
+        let frame = encode(&event);
+        self.state.apply(seq, now, &event.kind);
+        let kind = event.kind;
+        let audience = Audience::of(&kind, self.state.session.audience_mode());
+        b.writes.push(Write::Event {
+            session: self.id.clone(),
+            seq,
+            at: now,
+            kind: kind.type_name(),
+            subject: kind.subject().map(str::to_string),
+            frame: frame.clone(),
+        });
+        if matches!(
+            kind,
+            EventKind::SessionStarted
+                | EventKind::SessionUpdated { .. }
+                | EventKind::SessionEnded { .. }
+        ) {
+            b.writes.push(Write::Session(self.state.session.clone()));
+        }
+        self.ring.push_back((seq, audience.clone(), frame.clone()));
+        while self.ring.len() > self.shared.limits.resume_buffer {
+            self.ring.pop_front();
+        }
+        b.out.push(Out::Broadcast {
+            seq,
+            audience,
+            frame,
+        });
+        self.after_event(&kind, b);
+    }
+
+    /// Per-connection consequences of an event: permission updates and closes.
+    fn after_event(&mut self, kind: &EventKind, b: &mut Batch) {
+        let affected: Vec<&str> = match kind {
+            EventKind::ChatMuted { identity, .. } | EventKind::StageLeft { identity, .. } => {
+                vec![identity]
+            }
+            EventKind::StageJoined { member } => vec![&member.identity],
+            EventKind::StageLocked { .. } => self.by_identity.keys().map(String::as_str).collect(),
+            EventKind::ParticipantLeft {
+                identity, reason, ..
+            } => {
+                let code = match reason {
+                    LeaveReason::Kicked => Some((close::KICKED, "removed by a moderator")),
+                    LeaveReason::SessionEnded => Some((close::SESSION_ENDED, "session ended")),
+                    _ => None,
+                };
+                if let (Some((code, why)), Some(id)) = (code, self.by_identity.get(identity)) {
+                    b.out.push(Out::Close(*id, code, why));
+                }
+                self.away.remove(identity);
+                vec![]
+            }
+            EventKind::SessionEnded { .. } => {
+                for id in self.conns.keys() {
+                    b.out
+                        .push(Out::Close(*id, close::SESSION_ENDED, "session ended"));
+                }
+                vec![]
+            }
+            _ => vec![],
+        };
+        let mut frames = Vec::new();
+        for identity in affected {
+            if let Some(conn) = self
+                .by_identity
+                .get(identity)
+                .and_then(|id| self.conns.get(id))
+            {
+                frames.push((
+                    conn.handle.id,
+                    encode(&ServerMsg::YouUpdated {
+                        you: self.you(&conn.actor),
+                    }),
+                ));
+            }
+        }
+        b.out
+            .extend(frames.into_iter().map(|(id, f)| Out::To(id, f)));
+    }
+
+    /// Stores the batch, then sends its frames; on a storage failure nothing is
+    /// sent, requesters get `storage_unavailable`, and state is reloaded.
+    async fn commit(&mut self, b: Batch) {
+        let stored = if b.writes.is_empty() {
+            Ok(())
+        } else {
+            self.shared.store.apply(&b.writes).await
+        };
+        let events = b
+            .writes
+            .iter()
+            .filter(|w| matches!(w, Write::Event { .. }))
+            .count();
+        match stored {
+            Ok(()) => {
+                self.shared
+                    .metrics
+                    .events_stored
+                    .fetch_add(events as u64, Ordering::Relaxed);
+                self.deliver(b.out);
+                for (_, reply) in b.joins {
+                    let _ = reply.send(Ok(()));
+                }
+                for (reply, session) in b.admin {
+                    let _ = reply.send(Ok(session));
+                }
+            }
+            Err(e) => {
+                tracing::error!(session = %self.id, "storing a batch failed, nothing was sent: {e}");
+                self.shared
+                    .metrics
+                    .storage_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                let failed = || {
+                    Rejection::new(
+                        ErrorCode::StorageUnavailable,
+                        "storage is unavailable; nothing was changed",
+                    )
+                };
+                for out in b.out {
+                    if let Out::Ack(conn, req_id, _) = out {
+                        if let Some(c) = self.conns.get(&conn) {
+                            let r = failed();
+                            let _ = c.handle.send(error_frame(req_id, r.code, r.message));
+                        }
+                    }
+                }
+                for (conn, reply) in b.joins {
+                    if let Some(c) = self.conns.remove(&conn) {
+                        if self.by_identity.get(&c.actor.identity) == Some(&conn) {
+                            self.by_identity.remove(&c.actor.identity);
+                        }
+                    }
+                    let _ = reply.send(Err(JoinError::Rejected(failed())));
+                }
+                for (reply, _) in b.admin {
+                    let _ = reply.send(Err(failed()));
+                }
+                match load_state(&self.shared, &self.id).await {
+                    Ok(Some(state)) => {
+                        self.state = state;
+                        let seq = self.state.seq;
+                        self.ring.retain(|(s, _, _)| *s <= seq);
+                    }
+                    other => {
+                        tracing::error!(session = %self.id, "reloading room state failed too: {:?}", other.err())
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, out: Vec<Out>) {
+        let mut slow = Vec::new();
+        let metrics = &self.shared.metrics;
+        let push = |conn: &Conn, frame: &Utf8Bytes, slow: &mut Vec<u64>| match conn
+            .handle
+            .send(frame.clone())
+        {
+            Ok(()) => {
+                metrics.messages_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(SendFail::Full) => slow.push(conn.handle.id),
+            Err(SendFail::Closed) => {}
+        };
+        for o in out {
+            match o {
+                Out::Broadcast {
+                    seq,
+                    audience,
+                    frame,
+                } => {
+                    for conn in self.conns.values() {
+                        if conn.ready_seq < seq && audience.includes(&conn.actor) {
+                            push(conn, &frame, &mut slow);
+                        }
+                    }
+                }
+                Out::All(frame) => {
+                    for conn in self.conns.values() {
+                        push(conn, &frame, &mut slow);
+                    }
+                }
+                Out::To(id, frame) | Out::Ack(id, _, frame) => {
+                    if let Some(conn) = self.conns.get(&id) {
+                        push(conn, &frame, &mut slow);
+                    }
+                }
+                Out::Close(id, code, why) => {
+                    if let Some(conn) = self.conns.remove(&id) {
+                        conn.handle.closer.close(code, why);
+                        if self.by_identity.get(&conn.actor.identity) == Some(&id) {
+                            self.by_identity.remove(&conn.actor.identity);
+                        }
+                    }
+                }
+            }
+        }
+        let now = Timestamp::now();
+        for id in slow {
+            if let Some(conn) = self.conns.get(&id) {
+                tracing::info!(session = %self.id, identity = %conn.actor.identity, "closing a slow consumer");
+                conn.handle.closer.close(
+                    close::SLOW_CONSUMER,
+                    "send queue overflow; resume to catch up",
+                );
+                self.shared
+                    .metrics
+                    .queue_drops
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            self.on_disconnected(id, now);
+        }
+    }
+
+    /// Once a second: expire grace periods, send the participant count,
+    /// record presence, and stop when idle. Returns true to stop.
+    async fn on_tick(&mut self) -> bool {
+        let now = Timestamp::now();
+        let mut b = Batch::default();
+        let grace = self.shared.limits.grace().as_millis() as i64;
+        let mut expired: Vec<(String, Timestamp)> = self
+            .away
+            .iter()
+            .filter(|(_, since)| now.millis() - since.millis() >= grace)
+            .map(|(id, since)| (id.clone(), *since))
+            .collect();
+        expired.sort();
+        for (id, since) in expired {
+            self.away.remove(&id);
+            for e in self.state.leave(&id, LeaveReason::Timeout, since) {
+                self.emit(e, now, &mut b);
+            }
+        }
+        let count = self.state.present_count();
+        if self.last_count != Some(count) {
+            self.last_count = Some(count);
+            b.out
+                .push(Out::All(encode(&ServerMsg::ParticipantCount { count })));
+        }
+        if self.last_seen_flush.elapsed() >= SEEN_EVERY {
+            self.last_seen_flush = Instant::now();
+            let identities: Vec<String> = self
+                .conns
+                .values()
+                .filter(|c| c.actor.role.is_listed())
+                .map(|c| c.actor.identity.clone())
+                .collect();
+            if !identities.is_empty() {
+                b.writes.push(Write::Seen {
+                    session: self.id.clone(),
+                    identities,
+                    at: now,
+                });
+            }
+        }
+        self.commit(b).await;
+        if self.conns.is_empty() && self.away.is_empty() {
+            let since = *self.idle_since.get_or_insert_with(Instant::now);
+            return since.elapsed() >= IDLE_EXIT;
+        }
+        self.idle_since = None;
+        false
+    }
+
+    fn on_shutdown(&mut self, now: Timestamp, b: &mut Batch) {
+        let mut present: Vec<String> = self
+            .state
+            .members
+            .iter()
+            .filter(|(_, m)| m.present)
+            .map(|(id, _)| id.clone())
+            .collect();
+        present.sort();
+        for id in present {
+            for e in self.state.leave(&id, LeaveReason::ServerShutdown, now) {
+                self.emit(e, now, b);
+            }
+        }
+    }
+
+    fn close_all_for_shutdown(&mut self) {
+        let frame = encode(&ServerMsg::ServerShutdown {
+            retry_after_ms: 5000,
+        });
+        for conn in self.conns.values() {
+            let _ = conn.handle.send(frame.clone());
+            conn.handle
+                .closer
+                .close(close::SERVER_SHUTDOWN, "server shutting down");
+        }
+        self.conns.clear();
+        self.by_identity.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Role;
+
+    #[test]
+    fn bucket_allows_a_burst_then_the_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket {
+            tokens: 3.0,
+            at: t0,
+        };
+        assert!(b.take(3, 1.0, t0));
+        assert!(b.take(3, 1.0, t0));
+        assert!(b.take(3, 1.0, t0));
+        assert!(!b.take(3, 1.0, t0));
+        assert!(b.take(3, 1.0, t0 + Duration::from_millis(1100)));
+        assert!(!b.take(3, 1.0, t0 + Duration::from_millis(1200)));
+    }
+
+    #[test]
+    fn audience_mode_hides_joins_and_other_hands_from_participants() {
+        let p = Actor {
+            identity: "p1".into(),
+            name: "P".into(),
+            role: Role::Participant,
+        };
+        let obs = Actor {
+            identity: "o".into(),
+            name: "O".into(),
+            role: Role::Observer,
+        };
+        let left = EventKind::ParticipantLeft {
+            identity: "x".into(),
+            reason: LeaveReason::Left,
+            left_at: Timestamp(0),
+        };
+        assert!(!Audience::of(&left, true).includes(&p));
+        assert!(Audience::of(&left, true).includes(&obs));
+        assert!(Audience::of(&left, false).includes(&p));
+        let own = EventKind::HandLowered {
+            identity: "p1".into(),
+            by: "h".into(),
+        };
+        assert!(Audience::of(&own, true).includes(&p));
+    }
+}

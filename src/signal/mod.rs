@@ -1,0 +1,460 @@
+//! The WebSocket edge: authenticate the upgrade, decode client frames into
+//! typed requests for the room, and write the room's frames to the socket.
+//!
+//! Nothing past this module sees raw JSON. Bad frames are answered here with
+//! an `error` frame and never reach the room.
+
+use crate::auth::TokenType;
+use crate::http::ApiError;
+use crate::protocol::{close, ClientMsg, ErrorCode, ReqId, ServerMsg, SessionStatus, Timestamp};
+use crate::room::conn::{Closer, ConnHandle};
+use crate::room::{Actor, RoomError, RoomLink};
+use crate::App;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How often the server pings an idle client.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// How long the writer may take to flush queued frames when closing.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    /// A join token from the REST API.
+    token: Option<String>,
+    /// A resume token from an earlier `welcome` or `resumed` frame.
+    resume: Option<String>,
+    /// The last `seq` the client saw, to get only what it missed.
+    last_seq: Option<u64>,
+}
+
+fn refuse(app: &App, e: ApiError) -> Response {
+    app.metrics.joins_refused.fetch_add(1, Ordering::Relaxed);
+    e.into_response()
+}
+
+/// `GET /ws?token=…` or `GET /ws?resume=…&last_seq=…`.
+pub async fn ws_handler(
+    State(app): State<App>,
+    Query(q): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let (token, want) = match (&q.resume, &q.token) {
+        (Some(r), _) => (r, TokenType::Resume),
+        (None, Some(t)) => (t, TokenType::Join),
+        (None, None) => {
+            return refuse(
+                &app,
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::Unauthorized,
+                    "a token is required: /ws?token=…",
+                ),
+            )
+        }
+    };
+    let claims = match app.keys.verify(token, Timestamp::now()) {
+        Ok(c) if c.typ == want => c,
+        Ok(_) => {
+            return refuse(
+                &app,
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::Unauthorized,
+                    "wrong kind of token for this parameter",
+                ),
+            )
+        }
+        Err(crate::auth::TokenError::Expired) => {
+            return refuse(
+                &app,
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::TokenExpired,
+                    "your link has expired; ask the organiser for a new one",
+                ),
+            )
+        }
+        Err(e) => {
+            return refuse(
+                &app,
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::Unauthorized,
+                    format!("invalid token: {e}"),
+                ),
+            )
+        }
+    };
+    match app.store.get_session(&claims.sid).await {
+        Ok(Some(s)) if s.status == SessionStatus::Ended => {
+            return refuse(
+                &app,
+                ApiError::from_code(ErrorCode::SessionEnded, "this session has ended"),
+            )
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => return refuse(&app, ApiError::not_found("session")),
+        Err(e) => return refuse(&app, e.into()),
+    }
+    let limits = &app.config.limits;
+    // A hard cap well above the frame limit: frames between the two get a
+    // `frame_too_large` error and the connection stays up.
+    let hard_cap = limits.max_frame_bytes.saturating_mul(4).max(64 * 1024);
+    let actor = Actor {
+        identity: claims.sub,
+        name: claims.name,
+        role: claims.role,
+    };
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| connection(app, socket, claims.sid, actor, q.last_seq))
+}
+
+/// Counts rejected frames over ten seconds to spot abusive clients.
+struct Abuse {
+    times: VecDeque<Instant>,
+    threshold: u32,
+}
+
+impl Abuse {
+    fn hit(&mut self) -> bool {
+        let now = Instant::now();
+        self.times.push_back(now);
+        while self
+            .times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(10))
+        {
+            self.times.pop_front();
+        }
+        self.times.len() as u32 > self.threshold
+    }
+}
+
+/// Per-connection frame budget (token bucket).
+struct FrameBudget {
+    tokens: f64,
+    at: Instant,
+    burst: f64,
+    per_sec: f64,
+}
+
+impl FrameBudget {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_sec)
+            .min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn encode(msg: &ServerMsg) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(msg).expect("protocol types serialize"))
+}
+
+/// Decodes a text frame into a request, or the error to answer it with.
+pub fn decode(
+    text: &str,
+) -> Result<(Option<ReqId>, ClientMsg), (Option<ReqId>, ErrorCode, String)> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| (None, ErrorCode::Malformed, format!("not valid JSON: {e}")))?;
+    let Some(obj) = value.as_object() else {
+        return Err((
+            None,
+            ErrorCode::Malformed,
+            "a frame must be a JSON object".into(),
+        ));
+    };
+    let req_id = match obj.get("req_id") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(serde_json::from_value::<ReqId>(v.clone()).map_err(|_| {
+            (
+                None,
+                ErrorCode::InvalidMessage,
+                "req_id must be a string or an integer".to_string(),
+            )
+        })?),
+    };
+    let Some(ty) = obj.get("type").and_then(|t| t.as_str()).map(str::to_string) else {
+        return Err((
+            req_id,
+            ErrorCode::UnknownType,
+            "the frame has no \"type\"".into(),
+        ));
+    };
+    if !ClientMsg::TYPES.contains(&ty.as_str()) {
+        return Err((
+            req_id,
+            ErrorCode::UnknownType,
+            format!("unknown type {ty:?}"),
+        ));
+    }
+    match serde_json::from_value::<ClientMsg>(value) {
+        Ok(msg) => Ok((req_id, msg)),
+        Err(e) => Err((
+            req_id,
+            ErrorCode::InvalidMessage,
+            format!("bad {ty:?}: {e}"),
+        )),
+    }
+}
+
+async fn connection(
+    app: App,
+    socket: WebSocket,
+    session: String,
+    actor: Actor,
+    last_seq: Option<u64>,
+) {
+    app.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let limits = app.config.limits.clone();
+    let (tx, rx) = mpsc::channel(limits.send_queue);
+    let closer = Arc::new(Closer::default());
+    let handle = ConnHandle {
+        id: app.next_conn.fetch_add(1, Ordering::Relaxed),
+        tx: tx.clone(),
+        closer: closer.clone(),
+    };
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, rx, closer.clone()));
+
+    let link: Option<RoomLink> = match app
+        .rooms
+        .join(&session, handle, actor.clone(), last_seq)
+        .await
+    {
+        Ok(link) => Some(link),
+        Err(e) => {
+            let (code, close_code) = match &e {
+                RoomError::Rejected(r) if r.code == ErrorCode::SessionEnded => {
+                    (r.code, close::SESSION_ENDED)
+                }
+                RoomError::Rejected(r) if r.code == ErrorCode::Forbidden => (r.code, close::KICKED),
+                RoomError::ShuttingDown => (ErrorCode::StorageUnavailable, close::SERVER_SHUTDOWN),
+                other => (other.code(), close::STORAGE_UNAVAILABLE),
+            };
+            let _ = tx.try_send(encode(&ServerMsg::Error {
+                req_id: None,
+                code,
+                message: e.to_string(),
+            }));
+            closer.close(close_code, code.as_str());
+            None
+        }
+    };
+
+    if let Some(link) = &link {
+        read_loop(&app, &mut stream, link, &tx, &closer, &limits).await;
+        link.disconnected().await;
+    }
+    drop(tx);
+    let _ = writer.await;
+    app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn read_loop(
+    app: &App,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    link: &RoomLink,
+    tx: &mpsc::Sender<Utf8Bytes>,
+    closer: &Closer,
+    limits: &crate::config::Limits,
+) {
+    let mut abuse = Abuse {
+        times: VecDeque::new(),
+        threshold: limits.abuse_threshold,
+    };
+    let mut budget = FrameBudget {
+        tokens: limits.frame_burst as f64,
+        at: Instant::now(),
+        burst: limits.frame_burst as f64,
+        per_sec: limits.frame_per_sec,
+    };
+    let idle = Duration::from_secs(limits.idle_timeout_secs);
+    loop {
+        let next = tokio::select! {
+            _ = closer.closed() => return,
+            n = tokio::time::timeout(idle, stream.next()) => n,
+        };
+        let msg = match next {
+            Err(_) => {
+                closer.close(
+                    close::IDLE_TIMEOUT,
+                    "no frames received; resume to continue",
+                );
+                return;
+            }
+            Ok(None) | Ok(Some(Err(_))) => {
+                // Read errors include frames above the hard cap (tungstenite
+                // refuses them); the socket is unusable after either.
+                return;
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                reject(
+                    app,
+                    tx,
+                    None,
+                    ErrorCode::Malformed,
+                    "binary frames are not used; send JSON text".into(),
+                );
+                if abuse.hit() {
+                    closer.close(close::ABUSE, "too many bad frames");
+                    return;
+                }
+                continue;
+            }
+            Message::Close(_) => return,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        app.metrics.messages_in.fetch_add(1, Ordering::Relaxed);
+        let verdict = if text.len() > limits.max_frame_bytes {
+            Err((
+                None,
+                ErrorCode::FrameTooLarge,
+                format!(
+                    "frame has {} bytes; the limit is {}",
+                    text.len(),
+                    limits.max_frame_bytes
+                ),
+            ))
+        } else if !budget.take() {
+            Err((
+                None,
+                ErrorCode::RateLimited,
+                "too many frames; slow down".into(),
+            ))
+        } else {
+            decode(&text)
+        };
+        match verdict {
+            Ok((_, ClientMsg::Ping)) => {
+                let _ = tx.try_send(encode(&ServerMsg::Pong));
+            }
+            Ok((req_id, msg)) => link.request(req_id, msg).await,
+            Err((req_id, code, message)) => {
+                reject(app, tx, req_id, code, message);
+                if abuse.hit() {
+                    closer.close(close::ABUSE, "too many bad frames");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn reject(
+    app: &App,
+    tx: &mpsc::Sender<Utf8Bytes>,
+    req_id: Option<ReqId>,
+    code: ErrorCode,
+    message: String,
+) {
+    app.metrics.frames_rejected.fetch_add(1, Ordering::Relaxed);
+    let _ = tx.try_send(encode(&ServerMsg::Error {
+        req_id,
+        code,
+        message,
+    }));
+}
+
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Utf8Bytes>,
+    closer: Arc<Closer>,
+) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            biased;
+            _ = closer.closed() => break,
+            frame = rx.recv() => {
+                let Some(frame) = frame else { break };
+                tokio::select! {
+                    r = sink.send(Message::Text(frame)) => if r.is_err() { closer.close(1006, "write failed"); return },
+                    _ = closer.closed() => break,
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    closer.close(1006, "write failed");
+                    return;
+                }
+            }
+        }
+    }
+    // Closing: flush what is already queued (the reason for closing is often
+    // among it), then say why.
+    let (code, reason) = closer.reason().unwrap_or((1000, String::new()));
+    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+        if code != close::SLOW_CONSUMER {
+            while let Ok(frame) = rx.try_recv() {
+                if sink.send(Message::Text(frame)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    })
+    .await;
+    closer.close(code, "");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_separates_malformed_unknown_and_invalid() {
+        assert!(matches!(decode("{"), Err((None, ErrorCode::Malformed, _))));
+        assert!(matches!(
+            decode("[1]"),
+            Err((None, ErrorCode::Malformed, _))
+        ));
+        assert!(matches!(
+            decode(r#"{"type":"fly","req_id":7}"#),
+            Err((Some(ReqId::Num(7)), ErrorCode::UnknownType, _))
+        ));
+        assert!(matches!(
+            decode(r#"{"type":"chat_send","req_id":"a"}"#),
+            Err((Some(ReqId::Str(_)), ErrorCode::InvalidMessage, _))
+        ));
+        assert_eq!(
+            decode(r#"{"type":"chat_send","text":"你好","req_id":1}"#).unwrap(),
+            (
+                Some(ReqId::Num(1)),
+                ClientMsg::ChatSend {
+                    text: "你好".into()
+                }
+            )
+        );
+    }
+}
