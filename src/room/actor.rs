@@ -67,6 +67,10 @@ pub enum RoomCmd {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// Replies once everything before it (including start-up recovery) is stored.
+    Barrier {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Who receives an event.
@@ -134,6 +138,7 @@ struct Batch {
     out: Vec<Out>,
     joins: Vec<(u64, oneshot::Sender<Result<(), JoinError>>)>,
     admin: Vec<(oneshot::Sender<Result<SessionInfo, Rejection>>, SessionInfo)>,
+    barriers: Vec<oneshot::Sender<()>>,
 }
 
 /// A token bucket: `burst` at once, then `per_sec`.
@@ -143,16 +148,16 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn take(&mut self, burst: u32, per_sec: f64, now: Instant) -> bool {
+    /// Refills for the time passed and tells whether one token is there.
+    fn ready(&mut self, burst: u32, per_sec: f64, now: Instant) -> bool {
         let elapsed = now.duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * per_sec).min(burst as f64);
         self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.tokens >= 1.0
+    }
+
+    fn spend(&mut self) {
+        self.tokens -= 1.0;
     }
 }
 
@@ -279,7 +284,7 @@ impl RoomActor {
                         "room restarting; retry",
                     )));
                 }
-                RoomCmd::Shutdown { reply } => {
+                RoomCmd::Shutdown { reply } | RoomCmd::Barrier { reply } => {
                     let _ = reply.send(());
                 }
                 RoomCmd::Request { .. } | RoomCmd::Disconnected { .. } => {}
@@ -351,6 +356,8 @@ impl RoomActor {
                 }
                 b.admin.push((reply, self.state.session.clone()));
             }
+            // Earlier commands of this batch are stored before any reply is sent.
+            RoomCmd::Barrier { reply } => b.barriers.push(reply),
             RoomCmd::Shutdown { .. } => unreachable!("handled by run"),
         }
     }
@@ -561,7 +568,8 @@ impl RoomActor {
                     tokens: l.chat_burst as f64,
                     at: Instant::now(),
                 });
-            if !bucket.take(l.chat_burst, l.chat_per_sec, Instant::now()) {
+            // Only accepted messages spend from the bucket (see below).
+            if !bucket.ready(l.chat_burst, l.chat_per_sec, Instant::now()) {
                 b.out.push(Out::To(
                     conn_id,
                     error_frame(
@@ -581,6 +589,11 @@ impl RoomActor {
             .handle(&actor, &msg, now, self.shared.limits.chat_max_length)
         {
             Ok(outcome) => {
+                if limited {
+                    if let Some(b) = self.chat_buckets.get_mut(&actor.identity) {
+                        b.spend();
+                    }
+                }
                 for e in outcome.events {
                     self.emit(e, now, b);
                 }
@@ -700,7 +713,8 @@ impl RoomActor {
 
     /// Stores the batch, then sends its frames; on a storage failure nothing is
     /// sent, requesters get `storage_unavailable`, and state is reloaded.
-    async fn commit(&mut self, b: Batch) {
+    async fn commit(&mut self, mut b: Batch) {
+        let barriers = std::mem::take(&mut b.barriers);
         let stored = if b.writes.is_empty() {
             Ok(())
         } else {
@@ -768,10 +782,14 @@ impl RoomActor {
                 }
             }
         }
+        for reply in barriers {
+            let _ = reply.send(());
+        }
     }
 
     fn deliver(&mut self, out: Vec<Out>) {
         let mut slow = Vec::new();
+        let mut closes = Vec::new();
         let metrics = &self.shared.metrics;
         let push = |conn: &Conn, frame: &Utf8Bytes, slow: &mut Vec<u64>| match conn
             .handle
@@ -806,13 +824,16 @@ impl RoomActor {
                         push(conn, &frame, &mut slow);
                     }
                 }
-                Out::Close(id, code, why) => {
-                    if let Some(conn) = self.conns.remove(&id) {
-                        conn.handle.closer.close(code, why);
-                        if self.by_identity.get(&conn.actor.identity) == Some(&id) {
-                            self.by_identity.remove(&conn.actor.identity);
-                        }
-                    }
+                Out::Close(id, code, why) => closes.push((id, code, why)),
+            }
+        }
+        // Closes go last, so a closing member still gets the batch's frames
+        // (the ack of its own request, `session_ended`, …).
+        for (id, code, why) in closes {
+            if let Some(conn) = self.conns.remove(&id) {
+                conn.handle.closer.close(code, why);
+                if self.by_identity.get(&conn.actor.identity) == Some(&id) {
+                    self.by_identity.remove(&conn.actor.identity);
                 }
             }
         }
@@ -926,12 +947,14 @@ mod tests {
             tokens: 3.0,
             at: t0,
         };
-        assert!(b.take(3, 1.0, t0));
-        assert!(b.take(3, 1.0, t0));
-        assert!(b.take(3, 1.0, t0));
-        assert!(!b.take(3, 1.0, t0));
-        assert!(b.take(3, 1.0, t0 + Duration::from_millis(1100)));
-        assert!(!b.take(3, 1.0, t0 + Duration::from_millis(1200)));
+        for _ in 0..3 {
+            assert!(b.ready(3, 1.0, t0));
+            b.spend();
+        }
+        assert!(!b.ready(3, 1.0, t0));
+        assert!(b.ready(3, 1.0, t0 + Duration::from_millis(1100)));
+        b.spend();
+        assert!(!b.ready(3, 1.0, t0 + Duration::from_millis(1200)));
     }
 
     #[test]

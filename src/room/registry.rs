@@ -231,8 +231,20 @@ impl Rooms {
     pub async fn recover(&self) -> Result<(), crate::store::StoreError> {
         for s in self.shared.store.list_sessions().await? {
             if s.status == crate::protocol::SessionStatus::Live {
-                if let Err(e) = self.handle(&s.id).await {
-                    tracing::warn!(session = %s.id, "could not recover room: {e}");
+                let mut done = None;
+                let sent = self
+                    .send(&s.id, || {
+                        let (reply, rx) = oneshot::channel();
+                        done = Some(rx);
+                        RoomCmd::Barrier { reply }
+                    })
+                    .await;
+                match (sent, done) {
+                    (Ok(()), Some(rx)) => {
+                        let _ = rx.await;
+                    }
+                    (Err(e), _) => tracing::warn!(session = %s.id, "could not recover room: {e}"),
+                    _ => {}
                 }
             }
         }

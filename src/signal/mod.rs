@@ -171,10 +171,11 @@ fn encode(msg: &ServerMsg) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(msg).expect("protocol types serialize"))
 }
 
+/// Why a frame was refused at the edge: `(req_id if readable, code, message)`.
+pub type FrameError = (Option<ReqId>, ErrorCode, String);
+
 /// Decodes a text frame into a request, or the error to answer it with.
-pub fn decode(
-    text: &str,
-) -> Result<(Option<ReqId>, ClientMsg), (Option<ReqId>, ErrorCode, String)> {
+pub fn decode(text: &str) -> Result<(Option<ReqId>, ClientMsg), FrameError> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| (None, ErrorCode::Malformed, format!("not valid JSON: {e}")))?;
     let Some(obj) = value.as_object() else {
@@ -303,9 +304,14 @@ async fn read_loop(
                 );
                 return;
             }
-            Ok(None) | Ok(Some(Err(_))) => {
-                // Read errors include frames above the hard cap (tungstenite
-                // refuses them); the socket is unusable after either.
+            Ok(None) => return,
+            Ok(Some(Err(e))) => {
+                // tungstenite refuses frames above the hard cap with a
+                // capacity error; the socket is unusable after any read error.
+                let text = e.to_string();
+                if text.contains("Space limit exceeded") || text.contains("too long") {
+                    closer.close(close::MESSAGE_TOO_BIG, "frame above the hard size cap");
+                }
                 return;
             }
             Ok(Some(Ok(m))) => m,

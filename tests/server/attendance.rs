@@ -1,0 +1,119 @@
+use crate::common::*;
+use lectern::protocol::{ClientMsg, Role, SessionKind};
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_reconnect_within_grace_keeps_one_interval() {
+    let s = TestServer::start_with(|c| c.limits.grace_secs = 3).await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let p = s.join(&id, "p", Role::Participant).await;
+    host.wait_type("participant_joined").await;
+    p.drop_connection().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _p = s.join(&id, "p", Role::Participant).await;
+    host.assert_none(Duration::from_millis(3500), "a leave or second join", |f| {
+        f["type"] == "participant_left"
+            || (f["type"] == "participant_joined" && f["participant"]["identity"] == "p")
+    })
+    .await;
+    let rows = s.attendance(&id).await;
+    let row = rows.iter().find(|r| r["identity"] == "p").unwrap();
+    assert_eq!(row["intervals"].as_array().unwrap().len(), 1, "{row}");
+    assert_eq!(row["present"], true);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_drop_past_grace_closes_attendance_at_the_drop() {
+    let s = TestServer::start_with(|c| c.limits.grace_secs = 1).await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let p = s.join(&id, "p", Role::Participant).await;
+    host.wait_type("participant_joined").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    p.drop_connection().await;
+    let left = host.wait_type("participant_left").await;
+    assert_eq!(left["reason"], "timeout");
+    let left_at = lectern::protocol::Timestamp::parse(left["left_at"].as_str().unwrap()).unwrap();
+    let at = lectern::protocol::Timestamp::parse(left["at"].as_str().unwrap()).unwrap();
+    assert!(
+        at.millis() - left_at.millis() >= 900,
+        "left_at is the drop, not the end of grace"
+    );
+    let rows = s.attendance(&id).await;
+    let row = rows.iter().find(|r| r["identity"] == "p").unwrap();
+    assert_eq!(row["present"], false);
+    assert!(row["total_seconds"].as_i64().unwrap() >= 1);
+    // Coming back later opens a second interval.
+    let _p = s.join(&id, "p", Role::Participant).await;
+    let rows = s.attendance(&id).await;
+    let row = rows.iter().find(|r| r["identity"] == "p").unwrap();
+    assert_eq!(row["intervals"].as_array().unwrap().len(), 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn report_has_lateness_reasons_and_a_csv_for_excel() {
+    let s = TestServer::start().await;
+    let start =
+        lectern::protocol::Timestamp(lectern::protocol::Timestamp::now().millis() - 120_000);
+    let id = s
+        .create_session_with(
+            json!({ "title": "t", "kind": "seminar", "scheduled_start": start.to_rfc3339() }),
+        )
+        .await;
+    let mut a = s.join(&id, "t-001", Role::Participant).await;
+    let _b = s.join(&id, "t-002", Role::Participant).await;
+    let _o = s.join(&id, "staff", Role::Observer).await;
+    a.request(ClientMsg::Leave).await.unwrap();
+    let rows = s.attendance(&id).await;
+    assert_eq!(rows.len(), 2, "observers are not counted: {rows:?}");
+    let a_row = &rows[0];
+    assert_eq!(a_row["identity"], "t-001");
+    assert_eq!(a_row["intervals"][0]["reason"], "left");
+    let late = a_row["late_seconds"].as_i64().unwrap();
+    assert!(
+        (119..=130).contains(&late),
+        "late by about two minutes, got {late}"
+    );
+
+    let (st, csv) = s
+        .api_text(
+            "GET",
+            &format!("/api/v1/sessions/{id}/attendance?format=csv"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert!(csv.starts_with('\u{feff}'), "BOM for Excel");
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("identity,name,role,"));
+    assert!(lines[1].starts_with("t-001,t-001 老师,participant,"));
+    assert!(lines[1].ends_with(",left"));
+    let (st, v) = s
+        .api(
+            "GET",
+            &format!("/api/v1/sessions/{id}/attendance?format=xml"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+
+    let (_, parts) = s
+        .api("GET", &format!("/api/v1/sessions/{id}/participants"), None)
+        .await;
+    let parts = parts.as_array().unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(
+        parts.iter().find(|p| p["identity"] == "t-001").unwrap()["present"],
+        false
+    );
+    assert_eq!(
+        parts.iter().find(|p| p["identity"] == "t-002").unwrap()["present"],
+        true
+    );
+    s.stop().await;
+}

@@ -1,0 +1,151 @@
+use crate::common::*;
+use lectern::protocol::{close, ClientMsg, Role, SessionKind};
+use std::time::Duration;
+
+#[tokio::test]
+async fn bad_frames_get_errors_and_the_connection_stays_up() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut p = s.join(&id, "p", Role::Participant).await;
+    let mut other = s.join(&id, "other", Role::Participant).await;
+
+    p.send_raw("{not json").await;
+    assert_eq!(p.wait_type("error").await["code"], "malformed");
+    p.send_raw("[1,2,3]").await;
+    assert_eq!(p.wait_type("error").await["code"], "malformed");
+    p.send_raw(r#"{"type":"teleport","req_id":"x1"}"#).await;
+    let e = p.wait_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["req_id"].as_str()),
+        (Some("unknown_type"), Some("x1"))
+    );
+    p.send_raw(r#"{"req_id":5}"#).await;
+    assert_eq!(p.wait_type("error").await["code"], "unknown_type");
+    p.send_raw(r#"{"type":"chat_send","text":42,"req_id":6}"#)
+        .await;
+    let e = p.wait_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["req_id"].as_i64()),
+        (Some("invalid_message"), Some(6))
+    );
+    let big = format!(
+        r#"{{"type":"chat_send","text":"{}"}}"#,
+        "x".repeat(17 * 1024)
+    );
+    p.send_raw(&big).await;
+    assert_eq!(p.wait_type("error").await["code"], "frame_too_large");
+    p.ws_send_binary(vec![1, 2, 3]).await;
+    assert_eq!(p.wait_type("error").await["code"], "malformed");
+
+    // Still connected, and nobody else noticed.
+    assert!(p
+        .request(ClientMsg::ChatSend {
+            text: "still here".into()
+        })
+        .await
+        .is_ok());
+    let m = other.wait_type("chat_message").await;
+    assert_eq!(m["message"]["text"], "still here");
+    assert!(!other.seen.iter().any(|f| f["type"] == "error"));
+    p.send_raw(r#"{"type":"ping"}"#).await;
+    p.wait_type("pong").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn floods_are_rate_limited_then_closed() {
+    let s = TestServer::start_with(|c| {
+        c.limits.frame_burst = 5;
+        c.limits.frame_per_sec = 1.0;
+        c.limits.abuse_threshold = 10;
+    })
+    .await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut flooder = s.join(&id, "f", Role::Participant).await;
+    let mut calm = s.join(&id, "c", Role::Participant).await;
+    for _ in 0..40 {
+        flooder.send_raw(r#"{"type":"ping"}"#).await;
+    }
+    let e = flooder.wait(|f| f["type"] == "error").await;
+    assert_eq!(e["code"], "rate_limited");
+    assert_eq!(flooder.wait_closed().await, close::ABUSE);
+    assert!(calm
+        .request(ClientMsg::ChatSend {
+            text: "unaffected".into()
+        })
+        .await
+        .is_ok());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn frames_over_the_hard_cap_close_the_connection() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut p = s.join(&id, "p", Role::Participant).await;
+    let huge = format!(
+        r#"{{"type":"chat_send","text":"{}"}}"#,
+        "x".repeat(200 * 1024)
+    );
+    let _ = p.try_send_raw(&huge).await;
+    let code = p.wait_closed().await;
+    assert!(
+        code == close::MESSAGE_TOO_BIG || code == 1006,
+        "closed with {code}"
+    );
+    let mut q = s.join(&id, "q", Role::Participant).await;
+    assert!(q
+        .request(ClientMsg::ChatSend {
+            text: "server fine".into()
+        })
+        .await
+        .is_ok());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_reader_that_stalls_is_closed_and_the_room_goes_on() {
+    let s = TestServer::start_with(|c| {
+        c.limits.send_queue = 300;
+        c.limits.chat_burst = 100_000;
+        c.limits.frame_burst = 100_000;
+        c.limits.frame_per_sec = 100_000.0;
+    })
+    .await;
+    let id = s
+        .create_session_with(serde_json::json!({ "title": "t", "kind": "seminar", "settings": { "chat_max_length": 10000 } }))
+        .await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let token = s.token(&id, "stalled", Role::Participant).await;
+    let mut stalled =
+        TestClient::connect_small_buffer(&format!("{}?token={token}", s.ws_url())).await;
+    stalled.wait_type("welcome").await;
+    // Stop reading; flood the room with large messages.
+    let text = "长".repeat(3000);
+    // The host keeps reading between batches so only the stalled one backs up.
+    for _ in 0..15 {
+        let mut last = 0;
+        for _ in 0..100 {
+            last = host.send(ClientMsg::ChatSend { text: text.clone() }).await;
+        }
+        host.wait(|f| f["type"] == "ack" && f["req_id"] == last)
+            .await;
+        host.forget_buffered();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, metrics) = s.api_text("GET", "/metrics", None).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("lectern_queue_drops_total ") && !l.ends_with(" 0")),
+        "the stalled reader was dropped:\n{metrics}"
+    );
+    assert_eq!(stalled.wait_closed().await, close::SLOW_CONSUMER);
+    assert!(host
+        .request(ClientMsg::ChatSend {
+            text: "room goes on".into()
+        })
+        .await
+        .is_ok());
+    s.stop().await;
+}

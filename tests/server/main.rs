@@ -1,0 +1,15 @@
+//! Integration tests: each drives the real server over HTTP and WebSocket.
+
+mod common;
+
+mod api;
+mod attendance;
+mod bad_input;
+mod chat;
+mod hands;
+mod permissions;
+mod qa;
+mod restart;
+mod resume;
+mod rooms;
+mod stage;

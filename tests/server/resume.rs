@@ -1,0 +1,113 @@
+use crate::common::*;
+use lectern::protocol::{ClientMsg, Role, SessionKind};
+use std::time::Duration;
+
+#[tokio::test]
+async fn resume_replays_exactly_the_missed_events() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut p = s.join(&id, "p", Role::Participant).await;
+    host.wait_type("participant_joined").await;
+    host.request(ClientMsg::ChatSend {
+        text: "before".into(),
+    })
+    .await
+    .unwrap();
+    p.wait_type("chat_message").await;
+    let last = p.last_seq();
+    let resume = p.resume_token();
+    p.drop_connection().await;
+    for i in 0..3 {
+        host.request(ClientMsg::ChatSend {
+            text: format!("missed {i}"),
+        })
+        .await
+        .unwrap();
+    }
+    let url = format!("{}?resume={resume}&last_seq={last}", s.ws_url());
+    let mut p = TestClient::connect(&url).await.unwrap();
+    let r = p.wait_type("resumed").await;
+    assert_eq!(r["from_seq"], last);
+    assert_eq!(r["you"]["identity"], "p");
+    let mut texts = Vec::new();
+    let mut seqs = Vec::new();
+    for _ in 0..3 {
+        let m = p.wait_type("chat_message").await;
+        texts.push(m["message"]["text"].as_str().unwrap().to_string());
+        seqs.push(m["seq"].as_u64().unwrap());
+    }
+    assert_eq!(texts, ["missed 0", "missed 1", "missed 2"]);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] > last);
+    assert!(
+        !p.seen.iter().any(|f| f["type"] == "welcome"),
+        "no snapshot when the buffer covers the gap"
+    );
+    // And the live stream continues after the replay, without duplicates.
+    host.request(ClientMsg::ChatSend {
+        text: "live".into(),
+    })
+    .await
+    .unwrap();
+    let m = p.wait_type("chat_message").await;
+    assert_eq!(m["message"]["text"], "live");
+    p.assert_none(Duration::from_millis(300), "a duplicate", |f| {
+        f["type"] == "chat_message"
+    })
+    .await;
+    host.assert_none(Duration::from_millis(100), "a rejoin", |f| {
+        f["type"] == "participant_joined"
+    })
+    .await;
+    let rows = s.attendance(&id).await;
+    let row = rows.iter().find(|r| r["identity"] == "p").unwrap();
+    assert_eq!(row["intervals"].as_array().unwrap().len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_gap_older_than_the_buffer_gets_a_fresh_snapshot() {
+    let s = TestServer::start_with(|c| {
+        c.limits.resume_buffer = 2;
+        c.limits.chat_burst = 100;
+    })
+    .await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let p = s.join(&id, "p", Role::Participant).await;
+    let last = p.last_seq();
+    let resume = p.resume_token();
+    p.drop_connection().await;
+    for i in 0..5 {
+        host.request(ClientMsg::ChatSend {
+            text: format!("m{i}"),
+        })
+        .await
+        .unwrap();
+    }
+    let mut p = TestClient::connect(&format!("{}?resume={resume}&last_seq={last}", s.ws_url()))
+        .await
+        .unwrap();
+    let w = p.wait_type("welcome").await;
+    assert_eq!(w["chat"].as_array().unwrap().len(), 5);
+    assert!(w["seq"].as_u64().unwrap() >= last + 5);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn resume_needs_a_resume_token() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let join_token = s.token(&id, "p", Role::Participant).await;
+    match TestClient::connect(&format!("{}?resume={join_token}&last_seq=0", s.ws_url())).await {
+        Err(ConnectError::Http(401, b)) => assert_eq!(b["error"]["code"], "unauthorized"),
+        other => panic!("expected 401, got {:?}", other.err()),
+    }
+    let p = s.join(&id, "p", Role::Participant).await;
+    let resume = p.resume_token();
+    match TestClient::connect(&format!("{}?token={resume}", s.ws_url())).await {
+        Err(ConnectError::Http(401, _)) => {}
+        other => panic!("a resume token is not a join token: {:?}", other.err()),
+    }
+    s.stop().await;
+}

@@ -1,0 +1,248 @@
+//! Joining, the welcome snapshot, rosters, audience mode, ending a session.
+
+use crate::common::*;
+use lectern::protocol::{ClientMsg, Role, SessionKind};
+use std::time::Duration;
+
+#[tokio::test]
+async fn bad_expired_and_foreign_tokens_are_refused_at_the_upgrade() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    match TestClient::connect(&format!("{}?token=not-a-token", s.ws_url())).await {
+        Err(ConnectError::Http(401, body)) => assert_eq!(body["error"]["code"], "unauthorized"),
+        other => panic!("expected 401, got {:?}", other.err()),
+    }
+    match TestClient::connect(&s.ws_url()).await {
+        Err(ConnectError::Http(401, body)) => assert_eq!(body["error"]["code"], "unauthorized"),
+        other => panic!("expected 401, got {:?}", other.err()),
+    }
+    // A token signed with the right key but already expired.
+    let (_, v) = s
+        .api(
+            "POST",
+            &format!("/api/v1/sessions/{id}/tokens"),
+            Some(serde_json::json!({ "identity": "x", "name": "x", "role": "participant", "ttl_seconds": 1 })),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    match TestClient::connect(&format!(
+        "{}?token={}",
+        s.ws_url(),
+        v["token"].as_str().unwrap()
+    ))
+    .await
+    {
+        Err(ConnectError::Http(401, body)) => assert_eq!(body["error"]["code"], "token_expired"),
+        other => panic!("expected 401 token_expired, got {:?}", other.err()),
+    }
+    // A token from another server's key.
+    let other = TestServer::start_with(|c| c.token_secret = Some("another secret".into())).await;
+    let oid = other.create_session(SessionKind::Seminar).await;
+    let foreign = other.token(&oid, "x", Role::Host).await;
+    match TestClient::connect(&format!("{}?token={foreign}", s.ws_url())).await {
+        Err(ConnectError::Http(401, _)) => {}
+        other => panic!("expected 401, got {:?}", other.err()),
+    }
+    other.stop().await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn welcome_has_the_whole_room() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    host.request(ClientMsg::ChatSend {
+        text: "欢迎大家".into(),
+    })
+    .await
+    .unwrap();
+    let mut p1 = s.join(&id, "p1", Role::Participant).await;
+    p1.request(ClientMsg::HandRaise).await.unwrap();
+    p1.request(ClientMsg::QuestionAsk {
+        text: "如何设计分层作业？".into(),
+    })
+    .await
+    .unwrap();
+
+    let p2 = s.join(&id, "p2", Role::Participant).await;
+    let w = &p2.welcome;
+    assert_eq!(w["session"]["id"], id.as_str());
+    assert_eq!(w["session"]["status"], "live");
+    assert_eq!(w["you"]["identity"], "p2");
+    assert_eq!(w["you"]["role"], "participant");
+    assert_eq!(w["you"]["can_publish"], true, "seminar members may publish");
+    let perms: Vec<&str> = w["you"]["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        perms.contains(&"chat.post") && !perms.contains(&"chat.moderate"),
+        "{perms:?}"
+    );
+    let roster: Vec<&str> = w["roster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["identity"].as_str().unwrap())
+        .collect();
+    assert_eq!(roster, ["host", "p1", "p2"]);
+    assert_eq!(w["participant_count"], 3);
+    assert_eq!(w["hands"][0]["identity"], "p1");
+    assert_eq!(w["questions"][0]["text"], "如何设计分层作业？");
+    assert_eq!(w["chat"][0]["text"], "欢迎大家");
+    assert!(w["resume_token"].as_str().unwrap().len() > 20);
+    assert!(w["seq"].as_u64().unwrap() >= 5);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn seminar_members_see_each_other_join_and_leave() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut a = s.join(&id, "a", Role::Participant).await;
+    let j = host.wait_type("participant_joined").await;
+    assert_eq!(j["participant"]["identity"], "a");
+    let b = s.join(&id, "b", Role::Participant).await;
+    let j = a.wait_type("participant_joined").await;
+    assert_eq!(j["participant"]["identity"], "b");
+    let mut b = b;
+    b.request(ClientMsg::Leave).await.unwrap();
+    for c in [&mut host, &mut a] {
+        let l = c.wait_type("participant_left").await;
+        assert_eq!(l["identity"], "b");
+        assert_eq!(l["reason"], "left");
+    }
+    assert_eq!(b.wait_closed().await, 1000);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn observers_are_hidden_and_uncounted() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let obs = s.join(&id, "inspector", Role::Observer).await;
+    assert!(obs.welcome["roster"].is_array(), "observers see the roster");
+    assert_eq!(obs.welcome["you"]["can_publish"], false);
+    let p = s.join(&id, "p", Role::Participant).await;
+    let roster: Vec<&str> = p.welcome["roster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["identity"].as_str().unwrap())
+        .collect();
+    assert_eq!(roster, ["host", "p"], "the observer is not listed");
+    assert_eq!(p.welcome["participant_count"], 2);
+    host.wait(|f| f["type"] == "participant_joined" && f["participant"]["identity"] == "p")
+        .await;
+    let seen_obs = host
+        .seen
+        .iter()
+        .any(|f| f["type"] == "participant_joined" && f["participant"]["identity"] == "inspector");
+    assert!(!seen_obs, "no join event for an observer");
+    let rows = s.attendance(&id).await;
+    assert!(rows.iter().all(|r| r["identity"] != "inspector"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn audience_mode_sends_participants_a_count_not_the_roster() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Qa).await;
+    let mut host = s.join(&id, "expert", Role::Host).await;
+    let mut p1 = s.join(&id, "p1", Role::Participant).await;
+    assert!(p1.welcome["roster"].is_null(), "no roster for the audience");
+    assert_eq!(p1.welcome["participant_count"], 2);
+    let _p2 = s.join(&id, "p2", Role::Participant).await;
+    let _p3 = s.join(&id, "p3", Role::Participant).await;
+    // The host sees every join.
+    for who in ["p1", "p2", "p3"] {
+        host.wait_for(&format!("join of {who}"), |f| {
+            f["type"] == "participant_joined" && f["participant"]["identity"] == who
+        })
+        .await;
+    }
+    // p1 gets counts, at most about once a second, ending at 4.
+    p1.wait_for("count of 4", |f| {
+        f["type"] == "participant_count" && f["count"] == 4
+    })
+    .await;
+    p1.assert_none(Duration::from_millis(300), "join event", |f| {
+        f["type"] == "participant_joined"
+    })
+    .await;
+    assert!(!p1.seen.iter().any(|f| f["type"] == "participant_joined"));
+    // Chat still reaches everyone.
+    host.request(ClientMsg::ChatSend {
+        text: "大家好".into(),
+    })
+    .await
+    .unwrap();
+    let m = p1.wait_type("chat_message").await;
+    assert_eq!(m["message"]["text"], "大家好");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_connection_replaces_the_first() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut first = s.join(&id, "t", Role::Participant).await;
+    host.wait_type("participant_joined").await;
+    let _second = s.join(&id, "t", Role::Participant).await;
+    assert_eq!(
+        first.wait_closed().await,
+        lectern::protocol::close::REPLACED
+    );
+    host.assert_none(
+        Duration::from_millis(500),
+        "a second join or a leave",
+        |f| f["type"] == "participant_left" || f["type"] == "participant_joined",
+    )
+    .await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn ending_a_session_closes_everyone_and_refuses_new_joins() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut p = s.join(&id, "p", Role::Participant).await;
+    assert_eq!(
+        p.request(ClientMsg::SessionEnd).await,
+        Err("forbidden".into())
+    );
+    host.request(ClientMsg::SessionEnd).await.unwrap();
+    let e = p.wait_type("session_ended").await;
+    assert_eq!(e["by"], "host");
+    assert_eq!(
+        p.wait_closed().await,
+        lectern::protocol::close::SESSION_ENDED
+    );
+    let token = s.token_err(&id).await;
+    assert_eq!(token, 410);
+    let rows = s.attendance(&id).await;
+    assert!(rows.iter().all(|r| r["present"] == false));
+    assert!(rows
+        .iter()
+        .all(|r| r["intervals"][0]["reason"] == "session_ended"));
+    s.stop().await;
+}
+
+impl TestServer {
+    async fn token_err(&self, sid: &str) -> u16 {
+        self.api(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/tokens"),
+            Some(serde_json::json!({ "identity": "late", "name": "x", "role": "participant" })),
+        )
+        .await
+        .0
+    }
+}
