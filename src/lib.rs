@@ -106,8 +106,16 @@ fn secret_file(dir: &Path, file: &str) -> Result<String, StartError> {
     }
 }
 
-/// Opens storage, recovers rooms left open by a crash, binds and serves.
+/// Opens the embedded SQLite store in the data dir, then [`start_with_store`].
 pub async fn start(config: Config) -> Result<Server, StartError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+    let store: DynStore = Arc::new(SqliteStore::open(&config.data_dir).await?);
+    start_with_store(config, store).await
+}
+
+/// Recovers rooms left open by a crash, binds and serves, on a given store.
+pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server, StartError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let admin_key = match &config.admin_key {
@@ -118,7 +126,6 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         Some(k) if !k.is_empty() => k.clone(),
         _ => secret_file(&config.data_dir, "token.secret")?,
     };
-    let store: DynStore = Arc::new(SqliteStore::open(&config.data_dir).await?);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| StartError::Bind(config.bind, e))?;

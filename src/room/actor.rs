@@ -190,6 +190,54 @@ fn error_frame(req_id: Option<ReqId>, code: ErrorCode, message: impl Into<String
     })
 }
 
+/// Runs a room: loads its state inside its own task (so a crowd joining at
+/// once waits on the channel rather than each loading the timeline), then
+/// serves commands until the room is idle or the server stops.
+pub(super) async fn start_room(
+    id: String,
+    gen: u64,
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<RoomCmd>,
+) {
+    let failure = match load_state(&shared, &id).await {
+        Ok(Some(state)) => return RoomActor::new(id, gen, shared, state).run(rx).await,
+        Ok(None) => Rejection::new(ErrorCode::NotFound, "no such session"),
+        Err(e) => {
+            tracing::error!(session = %id, "loading room failed: {e}");
+            Rejection::new(
+                ErrorCode::StorageUnavailable,
+                "storage is unavailable; retry later",
+            )
+        }
+    };
+    shared.rooms.remove_if(&id, |_, h| h.gen == gen);
+    shared.metrics.rooms.fetch_sub(1, Ordering::Relaxed);
+    refuse_queued(
+        &mut rx,
+        || JoinError::Rejected(failure.clone()),
+        &failure.message,
+    );
+}
+
+/// Closes a stopping room's channel and answers whatever was still queued.
+fn refuse_queued(rx: &mut mpsc::Receiver<RoomCmd>, join: impl Fn() -> JoinError, why: &str) {
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        match cmd {
+            RoomCmd::Join { reply, .. } => {
+                let _ = reply.send(Err(join()));
+            }
+            RoomCmd::End { reply, .. } | RoomCmd::Update { reply, .. } => {
+                let _ = reply.send(Err(Rejection::new(ErrorCode::StorageUnavailable, why)));
+            }
+            RoomCmd::Shutdown { reply } | RoomCmd::Barrier { reply } => {
+                let _ = reply.send(());
+            }
+            RoomCmd::Request { .. } | RoomCmd::Disconnected { .. } => {}
+        }
+    }
+}
+
 /// Loads a session's state by folding its stored timeline.
 pub(super) async fn load_state(
     shared: &Shared,
@@ -208,7 +256,7 @@ pub(super) async fn load_state(
 }
 
 impl RoomActor {
-    pub(super) fn new(id: String, gen: u64, shared: Arc<Shared>, state: ClassState) -> RoomActor {
+    fn new(id: String, gen: u64, shared: Arc<Shared>, state: ClassState) -> RoomActor {
         RoomActor {
             id,
             gen,
@@ -225,7 +273,7 @@ impl RoomActor {
         }
     }
 
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
         self.recover_after_crash().await;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -271,25 +319,7 @@ impl RoomActor {
             .remove_if(&self.id, |_, h| h.gen == self.gen);
         self.shared.metrics.rooms.fetch_sub(1, Ordering::Relaxed);
         // Anything still queued belongs to the next actor for this session.
-        rx.close();
-        while let Ok(cmd) = rx.try_recv() {
-            match cmd {
-                RoomCmd::Join { reply, conn, .. } => {
-                    let _ = reply.send(Err(JoinError::Retry));
-                    drop(conn);
-                }
-                RoomCmd::End { reply, .. } | RoomCmd::Update { reply, .. } => {
-                    let _ = reply.send(Err(Rejection::new(
-                        ErrorCode::StorageUnavailable,
-                        "room restarting; retry",
-                    )));
-                }
-                RoomCmd::Shutdown { reply } | RoomCmd::Barrier { reply } => {
-                    let _ = reply.send(());
-                }
-                RoomCmd::Request { .. } | RoomCmd::Disconnected { .. } => {}
-            }
-        }
+        refuse_queued(&mut rx, || JoinError::Retry, "room restarting; retry");
     }
 
     /// Members still marked present when the room loads were present when the

@@ -4,7 +4,7 @@
 //! that stops removes itself and hands queued joins back with `Retry`, so a
 //! session never has two owners.
 
-use super::actor::{load_state, JoinError, RoomActor, RoomCmd};
+use super::actor::{start_room, JoinError, RoomCmd};
 use super::conn::ConnHandle;
 use super::logic::{Actor, Rejection};
 use crate::auth::TokenKey;
@@ -113,22 +113,23 @@ impl Rooms {
         if let Some(h) = self.shared.rooms.get(id) {
             return Ok(h.clone());
         }
-        let state = load_state(&self.shared, id)
-            .await
-            .map_err(|e| {
-                tracing::error!(session = %id, "loading room failed: {e}");
-                RoomError::Rejected(Rejection::new(
+        // A cheap existence check; the room loads its state in its own task.
+        match self.shared.store.get_session(id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(RoomError::NotFound),
+            Err(e) => {
+                tracing::error!(session = %id, "looking up session failed: {e}");
+                return Err(RoomError::Rejected(Rejection::new(
                     ErrorCode::StorageUnavailable,
                     "storage is unavailable",
-                ))
-            })?
-            .ok_or(RoomError::NotFound)?;
+                )));
+            }
+        }
         let entry = self.shared.rooms.entry(id.to_string()).or_insert_with(|| {
             let gen = self.shared.next_gen.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = mpsc::channel(ROOM_QUEUE);
-            let actor = RoomActor::new(id.to_string(), gen, self.shared.clone(), state);
             self.shared.metrics.rooms.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(actor.run(rx));
+            tokio::spawn(start_room(id.to_string(), gen, self.shared.clone(), rx));
             RoomHandle { tx, gen }
         });
         Ok(entry.clone())

@@ -388,3 +388,15 @@ impl TestServer {
         }
     }
 }
+
+impl TestServer {
+    /// Wraps a server started by the test itself.
+    pub fn wrap(server: lectern::Server) -> TestServer {
+        TestServer {
+            base: format!("http://{}", server.addr),
+            admin_key: server.admin_key.clone(),
+            server: Some(server),
+            _tmp: None,
+        }
+    }
+}
