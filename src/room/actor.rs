@@ -325,13 +325,7 @@ impl RoomActor {
     /// Members still marked present when the room loads were present when the
     /// server stopped without a clean shutdown: close them at their last-seen time.
     async fn recover_after_crash(&mut self) {
-        let present: Vec<String> = self
-            .state
-            .members
-            .iter()
-            .filter(|(_, m)| m.present)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let present = self.state.present_identities();
         if present.is_empty() {
             return;
         }
@@ -935,15 +929,7 @@ impl RoomActor {
     }
 
     fn on_shutdown(&mut self, now: Timestamp, b: &mut Batch) {
-        let mut present: Vec<String> = self
-            .state
-            .members
-            .iter()
-            .filter(|(_, m)| m.present)
-            .map(|(id, _)| id.clone())
-            .collect();
-        present.sort();
-        for id in present {
+        for id in self.state.present_identities() {
             for e in self.state.leave(&id, LeaveReason::ServerShutdown, now) {
                 self.emit(e, now, b);
             }

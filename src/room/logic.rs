@@ -190,15 +190,9 @@ impl ClassState {
         if self.session.status == SessionStatus::Ended {
             return Vec::new();
         }
-        let mut present: Vec<&String> = self
-            .members
+        let mut events: Vec<EventKind> = self
+            .present_identities()
             .iter()
-            .filter(|(_, m)| m.present)
-            .map(|(id, _)| id)
-            .collect();
-        present.sort();
-        let mut events: Vec<EventKind> = present
-            .into_iter()
             .flat_map(|id| self.leave(id, LeaveReason::SessionEnded, now))
             .collect();
         events.push(EventKind::SessionEnded { by: by.to_string() });

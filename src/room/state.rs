@@ -238,6 +238,19 @@ impl ClassState {
         self.members.get(identity).is_some_and(|m| m.chat_muted)
     }
 
+    /// Identities with an open attendance interval, sorted (a stable order for
+    /// the leave events of a shutdown or a session end).
+    pub fn present_identities(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.present)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// Members with an open attendance interval who are counted (not observers).
     pub fn present_count(&self) -> u32 {
         self.members
