@@ -52,7 +52,8 @@ pub struct Limits {
     pub grace_secs: u64,
     /// Chat messages sent in the welcome snapshot.
     pub chat_history: usize,
-    /// A connection silent for this long is closed (clients ping every 20 s).
+    /// A connection silent for this long is closed. The server pings every
+    /// 20 s and browsers answer automatically, so only a dead link times out.
     pub idle_timeout_secs: u64,
 }
 
@@ -104,6 +105,28 @@ impl Config {
         toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
     }
 
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.token_ttl_secs == 0 || self.token_ttl_secs > 30 * 24 * 3600 {
+            return Err("token_ttl_secs must be 1 to 2592000 (30 days)".into());
+        }
+        let l = &self.limits;
+        if l.max_frame_bytes < 1024 {
+            return Err("limits.max_frame_bytes must be at least 1024".into());
+        }
+        if l.send_queue < 16 || l.resume_buffer == 0 || l.chat_burst == 0 || l.frame_burst == 0 {
+            return Err(
+                "limits: send_queue >= 16, and resume_buffer, chat_burst, frame_burst >= 1".into(),
+            );
+        }
+        if l.chat_per_sec <= 0.0 || l.frame_per_sec <= 0.0 || l.idle_timeout_secs == 0 {
+            return Err(
+                "limits: chat_per_sec, frame_per_sec and idle_timeout_secs must be positive".into(),
+            );
+        }
+        Ok(())
+    }
+
     pub fn public_url(&self, local: SocketAddr) -> String {
         match &self.public_url {
             Some(u) => u.trim_end_matches('/').to_string(),
@@ -124,5 +147,8 @@ mod tests {
         assert_eq!(c.limits.grace_secs, 5);
         assert_eq!(c.limits.max_frame_bytes, 16 * 1024);
         assert!(toml::from_str::<Config>("bnd = \"x\"").is_err());
+        assert!(c.validate().is_ok());
+        let c: Config = toml::from_str("token_ttl_secs = 99999999").unwrap();
+        assert!(c.validate().unwrap_err().contains("token_ttl_secs"));
     }
 }

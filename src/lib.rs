@@ -50,6 +50,8 @@ pub enum StartError {
     Bind(SocketAddr, std::io::Error),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("creating the demo sessions failed: {0}")]
     Demo(String),
 }
@@ -116,6 +118,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 
 /// Recovers rooms left open by a crash, binds and serves, on a given store.
 pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server, StartError> {
+    config.validate().map_err(StartError::Config)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let admin_key = match &config.admin_key {

@@ -212,6 +212,12 @@ async fn update_session(
     ApiJson(patch): ApiJson<SessionPatch>,
 ) -> Result<Json<SessionInfo>, ApiError> {
     let mut preview = load_session(&app, &id).await?;
+    if preview.status == SessionStatus::Ended {
+        return Err(ApiError::from_code(
+            ErrorCode::SessionEnded,
+            "an ended session cannot be changed",
+        ));
+    }
     patch.apply_to(&mut preview);
     check_session(
         &preview.title,

@@ -68,7 +68,7 @@ impl ErrorCode {
 pub mod close {
     /// The server is shutting down or restarting; reconnect after the hint.
     pub const SERVER_SHUTDOWN: u16 = 1012;
-    /// A frame exceeded the hard size cap (four times the frame limit).
+    /// A frame exceeded the hard size cap (four times the frame limit, at least 64 KiB).
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The session has ended; do not reconnect.
     pub const SESSION_ENDED: u16 = 4000;

@@ -288,6 +288,8 @@ pub enum ServerMsg {
         /// Events with `seq` above `from_seq` up to `seq` follow, in order.
         from_seq: u64,
         seq: u64,
+        /// How many people are present now.
+        participant_count: u32,
     },
     Ack {
         req_id: Option<ReqId>,

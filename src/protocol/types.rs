@@ -68,9 +68,6 @@ pub struct SessionSettings {
     /// Default: on for `qa`, off for `seminar`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience_mode: Option<bool>,
-    /// Start with chat locked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub chat_locked: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -129,6 +129,8 @@ enum Out {
     To(u64, Utf8Bytes),
     /// An `ack`; becomes a `storage_unavailable` error if the batch fails.
     Ack(u64, Option<ReqId>, Utf8Bytes),
+    /// A refusal: sent whether or not the batch is stored.
+    Refusal(u64, Utf8Bytes),
     Close(u64, u16, &'static str),
 }
 
@@ -344,7 +346,7 @@ impl RoomActor {
         let mut batch = Batch::default();
         for id in present {
             let at = last_seen.get(&id).copied().unwrap_or(now);
-            for e in self.state.leave(&id, LeaveReason::ServerRestart, at) {
+            for e in self.state.leave(&id, LeaveReason::ServerRestart, at, &id) {
                 self.emit(e, now, &mut batch);
             }
         }
@@ -418,9 +420,14 @@ impl RoomActor {
         if from == self.state.seq {
             return true;
         }
-        self.ring
+        let covered = self
+            .ring
             .front()
-            .is_some_and(|(first, _, _)| *first <= from + 1)
+            .is_some_and(|(first, _, _)| *first <= from + 1);
+        // A replay must fit comfortably in the send queue, or the connection
+        // would be closed as a slow consumer and retry the same gap forever.
+        let missed = self.state.seq - from;
+        covered && missed <= (self.shared.limits.send_queue / 2) as u64
     }
 
     fn roster(&self) -> Vec<ParticipantInfo> {
@@ -525,6 +532,7 @@ impl RoomActor {
                         resume_token: self.resume_token(&actor, now),
                         from_seq: from,
                         seq: self.state.seq,
+                        participant_count: self.state.present_count(),
                     }),
                 ));
                 for (seq, audience, frame) in &self.ring {
@@ -566,7 +574,10 @@ impl RoomActor {
         };
         let actor = conn.actor.clone();
         if matches!(msg, ClientMsg::Leave) {
-            for e in self.state.leave(&actor.identity, LeaveReason::Left, now) {
+            for e in self
+                .state
+                .leave(&actor.identity, LeaveReason::Left, now, &actor.identity)
+            {
                 self.emit(e, now, b);
             }
             let ack = encode(&ServerMsg::Ack {
@@ -594,7 +605,7 @@ impl RoomActor {
                 });
             // Only accepted messages spend from the bucket (see below).
             if !bucket.ready(l.chat_burst, l.chat_per_sec, Instant::now()) {
-                b.out.push(Out::To(
+                b.out.push(Out::Refusal(
                     conn_id,
                     error_frame(
                         req_id,
@@ -630,9 +641,10 @@ impl RoomActor {
                     }),
                 ));
             }
-            Err(rej) => b
-                .out
-                .push(Out::To(conn_id, error_frame(req_id, rej.code, rej.message))),
+            Err(rej) => b.out.push(Out::Refusal(
+                conn_id,
+                error_frame(req_id, rej.code, rej.message),
+            )),
         }
     }
 
@@ -692,7 +704,13 @@ impl RoomActor {
                 vec![identity]
             }
             EventKind::StageJoined { member } => vec![&member.identity],
-            EventKind::StageLocked { .. } => self.by_identity.keys().map(String::as_str).collect(),
+            // The lock changes what participants may do; staff are unaffected.
+            EventKind::StageLocked { .. } => self
+                .conns
+                .values()
+                .filter(|c| c.actor.role == crate::protocol::Role::Participant)
+                .map(|c| c.actor.identity.as_str())
+                .collect(),
             EventKind::ParticipantLeft {
                 identity, reason, ..
             } => {
@@ -776,11 +794,16 @@ impl RoomActor {
                     )
                 };
                 for out in b.out {
-                    if let Out::Ack(conn, req_id, _) = out {
-                        if let Some(c) = self.conns.get(&conn) {
+                    let (conn, frame) = match out {
+                        Out::Ack(conn, req_id, _) => {
                             let r = failed();
-                            let _ = c.handle.send(error_frame(req_id, r.code, r.message));
+                            (conn, error_frame(req_id, r.code, r.message))
                         }
+                        Out::Refusal(conn, frame) => (conn, frame),
+                        _ => continue,
+                    };
+                    if let Some(c) = self.conns.get(&conn) {
+                        let _ = c.handle.send(frame);
                     }
                 }
                 for (conn, reply) in b.joins {
@@ -843,7 +866,7 @@ impl RoomActor {
                         push(conn, &frame, &mut slow);
                     }
                 }
-                Out::To(id, frame) | Out::Ack(id, _, frame) => {
+                Out::To(id, frame) | Out::Ack(id, _, frame) | Out::Refusal(id, frame) => {
                     if let Some(conn) = self.conns.get(&id) {
                         push(conn, &frame, &mut slow);
                     }
@@ -893,7 +916,7 @@ impl RoomActor {
         expired.sort();
         for (id, since) in expired {
             self.away.remove(&id);
-            for e in self.state.leave(&id, LeaveReason::Timeout, since) {
+            for e in self.state.leave(&id, LeaveReason::Timeout, since, &id) {
                 self.emit(e, now, &mut b);
             }
         }
@@ -930,7 +953,7 @@ impl RoomActor {
 
     fn on_shutdown(&mut self, now: Timestamp, b: &mut Batch) {
         for id in self.state.present_identities() {
-            for e in self.state.leave(&id, LeaveReason::ServerShutdown, now) {
+            for e in self.state.leave(&id, LeaveReason::ServerShutdown, now, &id) {
                 self.emit(e, now, b);
             }
         }

@@ -95,6 +95,12 @@ impl ClassState {
 
     /// A present member other than the actor, whom the actor outranks.
     fn target(&self, actor: &Actor, identity: &str) -> Result<Role, Rejection> {
+        if identity == actor.identity {
+            return Err(Rejection::new(
+                ErrorCode::InvalidState,
+                "this acts on someone else, not on yourself",
+            ));
+        }
         let m = self
             .members
             .get(identity)
@@ -161,7 +167,14 @@ impl ClassState {
 
     /// Someone's attendance ends. Stage membership is ended explicitly so that
     /// audience-mode members, who do not see leaves, still see the stage change.
-    pub fn leave(&self, identity: &str, reason: LeaveReason, left_at: Timestamp) -> Vec<EventKind> {
+    /// `by` is who caused it: the member, or the moderator who kicked them.
+    pub fn leave(
+        &self,
+        identity: &str,
+        reason: LeaveReason,
+        left_at: Timestamp,
+        by: &str,
+    ) -> Vec<EventKind> {
         let mut events = Vec::new();
         if !self.members.get(identity).is_some_and(|m| m.present) {
             return events;
@@ -174,7 +187,7 @@ impl ClassState {
                 } else {
                     StageLeaveReason::Disconnected
                 },
-                by: identity.to_string(),
+                by: by.to_string(),
             });
         }
         events.push(EventKind::ParticipantLeft {
@@ -193,7 +206,7 @@ impl ClassState {
         let mut events: Vec<EventKind> = self
             .present_identities()
             .iter()
-            .flat_map(|id| self.leave(id, LeaveReason::SessionEnded, now))
+            .flat_map(|id| self.leave(id, LeaveReason::SessionEnded, now, by))
             .collect();
         events.push(EventKind::SessionEnded { by: by.to_string() });
         events
@@ -286,10 +299,10 @@ impl ClassState {
                 if self.hand_raised(&actor.identity) {
                     return Ok(Outcome::none());
                 }
-                if self.on_stage(&actor.identity) {
+                if self.on_stage(&actor.identity) || self.invited(&actor.identity) {
                     return Err(Rejection::new(
                         ErrorCode::InvalidState,
-                        "you are already on the stage",
+                        "you are already invited to or on the stage",
                     ));
                 }
                 Ok(Outcome::events(vec![EventKind::HandRaised {
@@ -520,6 +533,7 @@ impl ClassState {
                     identity,
                     LeaveReason::Kicked,
                     now,
+                    &actor.identity,
                 )))
             }
             ClientMsg::SessionEnd => {

@@ -55,7 +55,6 @@ pub struct ClassState {
 
 impl ClassState {
     pub fn new(session: SessionInfo, chat_keep: usize) -> ClassState {
-        let chat_locked = session.settings.chat_locked.unwrap_or(false);
         ClassState {
             session,
             seq: 0,
@@ -70,7 +69,7 @@ impl ClassState {
             chat: VecDeque::new(),
             chat_keep,
             chat_ids: BTreeSet::new(),
-            chat_locked,
+            chat_locked: false,
             last_chat_id: 0,
             last_reply_id: 0,
         }
@@ -197,6 +196,7 @@ impl ClassState {
                 self.stage_invited.retain(|s| &s.identity != identity)
             }
             EventKind::StageJoined { member } => {
+                self.hands.retain(|h| h.identity != member.identity);
                 self.stage_invited.retain(|s| s.identity != member.identity);
                 if !self.on_stage(&member.identity) {
                     self.stage_members.push(member.clone());

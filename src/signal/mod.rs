@@ -306,10 +306,13 @@ async fn read_loop(
             }
             Ok(None) => return,
             Ok(Some(Err(e))) => {
-                // tungstenite refuses frames above the hard cap with a
-                // capacity error; the socket is unusable after any read error.
-                let text = e.to_string();
-                if text.contains("Space limit exceeded") || text.contains("too long") {
+                // The socket is unusable after any read error; tungstenite's
+                // capacity error means a frame above the hard cap.
+                let too_big = e
+                    .into_inner()
+                    .downcast_ref::<tungstenite::Error>()
+                    .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+                if too_big {
                     closer.close(close::MESSAGE_TOO_BIG, "frame above the hard size cap");
                 }
                 return;
@@ -322,6 +325,7 @@ async fn read_loop(
                 reject(
                     app,
                     tx,
+                    closer,
                     None,
                     ErrorCode::Malformed,
                     "binary frames are not used; send JSON text".into(),
@@ -356,12 +360,10 @@ async fn read_loop(
             decode(&text)
         };
         match verdict {
-            Ok((_, ClientMsg::Ping)) => {
-                let _ = tx.try_send(encode(&ServerMsg::Pong));
-            }
+            Ok((_, ClientMsg::Ping)) => queue(app, tx, closer, encode(&ServerMsg::Pong)),
             Ok((req_id, msg)) => link.request(req_id, msg).await,
             Err((req_id, code, message)) => {
-                reject(app, tx, req_id, code, message);
+                reject(app, tx, closer, req_id, code, message);
                 if abuse.hit() {
                     closer.close(close::ABUSE, "too many bad frames");
                     return;
@@ -371,19 +373,36 @@ async fn read_loop(
     }
 }
 
+/// Queues a frame from the edge; a full queue means a slow consumer, as in rooms.
+fn queue(app: &App, tx: &mpsc::Sender<Utf8Bytes>, closer: &Closer, frame: Utf8Bytes) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame) {
+        app.metrics.queue_drops.fetch_add(1, Ordering::Relaxed);
+        closer.close(
+            close::SLOW_CONSUMER,
+            "send queue overflow; resume to catch up",
+        );
+    }
+}
+
 fn reject(
     app: &App,
     tx: &mpsc::Sender<Utf8Bytes>,
+    closer: &Closer,
     req_id: Option<ReqId>,
     code: ErrorCode,
     message: String,
 ) {
     app.metrics.frames_rejected.fetch_add(1, Ordering::Relaxed);
-    let _ = tx.try_send(encode(&ServerMsg::Error {
-        req_id,
-        code,
-        message,
-    }));
+    queue(
+        app,
+        tx,
+        closer,
+        encode(&ServerMsg::Error {
+            req_id,
+            code,
+            message,
+        }),
+    );
 }
 
 async fn write_loop(

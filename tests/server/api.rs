@@ -71,6 +71,14 @@ async fn sessions_are_created_listed_updated_and_ended() {
         .await;
     assert_eq!(st, 410, "no tokens for an ended session: {v}");
     assert_eq!(v["error"]["code"], "session_ended");
+    let (st, _) = s
+        .api(
+            "PATCH",
+            &format!("/api/v1/sessions/{id}"),
+            Some(json!({ "title": "too late" })),
+        )
+        .await;
+    assert_eq!(st, 410, "an ended session is not changed");
     s.stop().await;
 }
 

@@ -88,6 +88,14 @@ async fn each_role_is_refused_what_it_may_not_do() {
             "{role:?} must not {msg:?}"
         );
     }
+    // Nobody acts on themselves this way (a host cannot lock themselves out).
+    assert_eq!(
+        host.request(ClientMsg::Kick {
+            identity: "host".into()
+        })
+        .await,
+        Err("invalid_state".into())
+    );
     // A moderator cannot act on the host or another moderator.
     let _m2 = s.join(&id, "m2", Role::Moderator).await;
     assert_eq!(
@@ -119,12 +127,23 @@ async fn kicked_participants_are_closed_and_cannot_return() {
     let id = s.create_session(SessionKind::Seminar).await;
     let mut m = s.join(&id, "m", Role::Moderator).await;
     let mut p = s.join(&id, "p", Role::Participant).await;
+    m.request(ClientMsg::StageInvite {
+        identity: "p".into(),
+    })
+    .await
+    .unwrap();
+    p.request(ClientMsg::StageAccept).await.unwrap();
     m.request(ClientMsg::Kick {
         identity: "p".into(),
     })
     .await
     .unwrap();
     assert_eq!(p.wait_closed().await, lectern::protocol::close::KICKED);
+    let stage = m.wait_type("stage_left").await;
+    assert_eq!(
+        (stage["reason"].as_str(), stage["by"].as_str()),
+        (Some("removed"), Some("m"))
+    );
     let left = m.wait_type("participant_left").await;
     assert_eq!(left["reason"], "kicked");
     let token = s.token(&id, "p", Role::Participant).await;

@@ -29,6 +29,10 @@ async fn resume_replays_exactly_the_missed_events() {
     let mut p = TestClient::connect(&url).await.unwrap();
     let r = p.wait_type("resumed").await;
     assert_eq!(r["from_seq"], last);
+    assert_eq!(
+        r["participant_count"], 2,
+        "p is still present (grace period)"
+    );
     assert_eq!(r["you"]["identity"], "p");
     let mut texts = Vec::new();
     let mut seqs = Vec::new();
@@ -91,6 +95,33 @@ async fn a_gap_older_than_the_buffer_gets_a_fresh_snapshot() {
     let w = p.wait_type("welcome").await;
     assert_eq!(w["chat"].as_array().unwrap().len(), 5);
     assert!(w["seq"].as_u64().unwrap() >= last + 5);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_gap_too_big_for_the_send_queue_gets_a_snapshot() {
+    let s = TestServer::start_with(|c| {
+        c.limits.send_queue = 16;
+        c.limits.chat_burst = 100;
+    })
+    .await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let p = s.join(&id, "p", Role::Participant).await;
+    let (last, resume) = (p.last_seq(), p.resume_token());
+    p.drop_connection().await;
+    for i in 0..9 {
+        host.request(ClientMsg::ChatSend {
+            text: format!("m{i}"),
+        })
+        .await
+        .unwrap();
+    }
+    let mut p = TestClient::connect(&format!("{}?resume={resume}&last_seq={last}", s.ws_url()))
+        .await
+        .unwrap();
+    let w = p.wait_type("welcome").await;
+    assert_eq!(w["chat"].as_array().unwrap().len(), 9);
     s.stop().await;
 }
 
