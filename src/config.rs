@@ -119,7 +119,8 @@ impl Config {
                 "limits: send_queue >= 16, and resume_buffer, chat_burst, frame_burst >= 1".into(),
             );
         }
-        if l.chat_per_sec <= 0.0 || l.frame_per_sec <= 0.0 || l.idle_timeout_secs == 0 {
+        let positive = |x: f64| x > 0.0 && x.is_finite();
+        if !positive(l.chat_per_sec) || !positive(l.frame_per_sec) || l.idle_timeout_secs == 0 {
             return Err(
                 "limits: chat_per_sec, frame_per_sec and idle_timeout_secs must be positive".into(),
             );

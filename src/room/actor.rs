@@ -178,6 +178,8 @@ pub(super) struct RoomActor {
     last_count: Option<u32>,
     last_seen_flush: Instant,
     idle_since: Option<Instant>,
+    /// Storage failed and state could not be reloaded; the room must stop.
+    broken: bool,
 }
 
 pub(super) fn encode<T: serde::Serialize>(v: &T) -> Utf8Bytes {
@@ -272,6 +274,7 @@ impl RoomActor {
             last_count: None,
             last_seen_flush: Instant::now(),
             idle_since: None,
+            broken: false,
         }
     }
 
@@ -284,6 +287,9 @@ impl RoomActor {
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
+                    if self.broken {
+                        break;
+                    }
                     let mut cmds = vec![cmd];
                     while cmds.len() < MAX_BATCH {
                         match rx.try_recv() {
@@ -310,7 +316,7 @@ impl RoomActor {
                     }
                 }
                 _ = tick.tick() => {
-                    if self.on_tick().await {
+                    if self.on_tick().await || self.broken {
                         break;
                     }
                 }
@@ -375,6 +381,14 @@ impl RoomActor {
                 b.admin.push((reply, self.state.session.clone()));
             }
             RoomCmd::Update { patch, reply } => {
+                if self.state.session.status == crate::protocol::SessionStatus::Ended {
+                    let r = Rejection::new(
+                        ErrorCode::SessionEnded,
+                        "an ended session cannot be changed",
+                    );
+                    let _ = reply.send(Err(r));
+                    return;
+                }
                 let mut session = self.state.session.clone();
                 patch.apply_to(&mut session);
                 if session != self.state.session {
@@ -824,7 +838,19 @@ impl RoomActor {
                         self.ring.retain(|(s, _, _)| *s <= seq);
                     }
                     other => {
-                        tracing::error!(session = %self.id, "reloading room state failed too: {:?}", other.err())
+                        // Memory now holds changes the store does not: stop the
+                        // room so the next join loads what is really stored.
+                        tracing::error!(session = %self.id, "reloading room state failed too, stopping the room: {:?}", other.err());
+                        for conn in self.conns.values() {
+                            conn.handle.closer.close(
+                                close::STORAGE_UNAVAILABLE,
+                                "storage unavailable; reconnect later",
+                            );
+                        }
+                        self.conns.clear();
+                        self.by_identity.clear();
+                        self.away.clear();
+                        self.broken = true;
                     }
                 }
             }

@@ -150,7 +150,13 @@ impl ClassState {
         if self.session.status == SessionStatus::Scheduled {
             events.push(EventKind::SessionStarted);
         }
-        if actor.role.is_listed() && !member.is_some_and(|m| m.present) {
+        let mut present = member.is_some_and(|m| m.present);
+        if member.is_some_and(|m| m.present && m.role != actor.role) {
+            // Back with another role (a new token): the old attendance ends here.
+            events.extend(self.leave(&actor.identity, LeaveReason::Left, now, &actor.identity));
+            present = false;
+        }
+        if actor.role.is_listed() && !present {
             events.push(EventKind::ParticipantJoined {
                 participant: ParticipantInfo {
                     identity: actor.identity.clone(),

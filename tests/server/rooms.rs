@@ -246,3 +246,29 @@ impl TestServer {
         .0
     }
 }
+
+#[tokio::test]
+async fn coming_back_with_another_role_ends_the_old_attendance() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let _p = s.join(&id, "x", Role::Participant).await;
+    host.wait_type("participant_joined").await;
+    let obs = s.join(&id, "x", Role::Observer).await;
+    let left = host.wait_type("participant_left").await;
+    assert_eq!(
+        (left["identity"].as_str(), left["reason"].as_str()),
+        (Some("x"), Some("left"))
+    );
+    let roster: Vec<&str> = obs.welcome["roster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["identity"].as_str().unwrap())
+        .collect();
+    assert_eq!(roster, ["host"]);
+    let rows = s.attendance(&id).await;
+    let x = rows.iter().find(|r| r["identity"] == "x").unwrap();
+    assert_eq!(x["present"], false);
+    s.stop().await;
+}
