@@ -24,6 +24,7 @@ pub struct Config {
     /// Create (once) and print links for a demo seminar and a demo Q&A session.
     pub demo: bool,
     pub limits: Limits,
+    pub media: crate::media::MediaConfig,
 }
 
 /// Protocol and resource limits.
@@ -68,6 +69,7 @@ impl Default for Config {
             token_ttl_secs: 7 * 24 * 3600,
             demo: true,
             limits: Limits::default(),
+            media: Default::default(),
         }
     }
 }

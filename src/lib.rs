@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod media;
 pub mod protocol;
 pub mod room;
 pub mod signal;
@@ -138,11 +139,13 @@ pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server,
     let public_url = config.public_url(addr);
     let metrics = Arc::new(Metrics::default());
     let keys = TokenKey::new(token_secret.as_bytes());
+    let sfu = media::Sfu::new(config.media.clone(), metrics.clone());
     let rooms = Rooms::new(
         store.clone(),
         config.limits.clone(),
         metrics.clone(),
         keys.clone(),
+        sfu,
     );
     rooms.recover().await?;
     let shutdown = CancellationToken::new();

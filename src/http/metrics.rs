@@ -21,6 +21,17 @@ pub struct Metrics {
     pub storage_errors: AtomicU64,
     /// WebSocket upgrades refused (bad token, ended session).
     pub joins_refused: AtomicU64,
+    /// Open WebRTC peer connections (publishing and receiving).
+    pub peer_connections: AtomicI64,
+    pub peer_connections_failed: AtomicU64,
+    /// Tracks being published.
+    pub publications: AtomicI64,
+    /// RTP packets queued to subscribers, and dropped for a full queue.
+    pub rtp_forwarded: AtomicU64,
+    pub rtp_dropped: AtomicU64,
+    /// Keyframe requests sent to publishers, and those held back by the rate limit.
+    pub keyframe_requests_sent: AtomicU64,
+    pub keyframe_requests_suppressed: AtomicU64,
 }
 
 impl Metrics {
@@ -87,6 +98,48 @@ impl Metrics {
             "counter",
             "WebSocket upgrades refused.",
             c(&self.joins_refused),
+        );
+        line(
+            "lectern_peer_connections",
+            "gauge",
+            "Open WebRTC peer connections.",
+            g(&self.peer_connections),
+        );
+        line(
+            "lectern_peer_connections_failed_total",
+            "counter",
+            "Peer connections that reached the failed state.",
+            c(&self.peer_connections_failed),
+        );
+        line(
+            "lectern_publications",
+            "gauge",
+            "Media tracks being published.",
+            g(&self.publications),
+        );
+        line(
+            "lectern_rtp_forwarded_total",
+            "counter",
+            "RTP packets queued to subscribers.",
+            c(&self.rtp_forwarded),
+        );
+        line(
+            "lectern_rtp_dropped_total",
+            "counter",
+            "RTP packets dropped because a subscriber's queue was full.",
+            c(&self.rtp_dropped),
+        );
+        line(
+            "lectern_keyframe_requests_sent_total",
+            "counter",
+            "Keyframe requests sent to publishers.",
+            c(&self.keyframe_requests_sent),
+        );
+        line(
+            "lectern_keyframe_requests_suppressed_total",
+            "counter",
+            "Keyframe requests held back by the per-track rate limit.",
+            c(&self.keyframe_requests_suppressed),
         );
         out
     }

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     /// The action does not fit the current state (e.g. a seminar-only action in Q&A).
     InvalidState,
     SessionEnded,
+    /// A media negotiation failed (bad SDP, no such connection, no socket).
+    MediaFailed,
     /// Storage failed; nothing was changed. Retry later.
     StorageUnavailable,
     // REST-only codes below.
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::NotInvited => "not_invited",
             ErrorCode::InvalidState => "invalid_state",
             ErrorCode::SessionEnded => "session_ended",
+            ErrorCode::MediaFailed => "media_failed",
             ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::TokenExpired => "token_expired",

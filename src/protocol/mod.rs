@@ -94,6 +94,35 @@ pub enum ClientMsg {
         identity: String,
     },
     SessionEnd,
+    /// The SDP offer of your publishing connection (first offer, added or
+    /// removed tracks, or an ICE restart). `sources` names what each track is,
+    /// by its track id (the msid track id in the SDP); unnamed audio is
+    /// `microphone`, unnamed video `camera`. Acked with `{"sdp": answer}`.
+    MediaPublish {
+        sdp: String,
+        #[serde(default)]
+        sources: std::collections::HashMap<String, TrackSource>,
+    },
+    /// Stop publishing: closes your publishing connection.
+    MediaUnpublish,
+    /// Ask to receive media, and choose what: `audio_only` stops video;
+    /// `video` (track ids) limits which video tracks you get (`null` = all).
+    /// The server then sends `media_offer` for your receiving connection.
+    MediaSubscribe {
+        #[serde(default)]
+        audio_only: bool,
+        #[serde(default)]
+        video: Option<Vec<String>>,
+    },
+    /// Your SDP answer to the server's last `media_offer`.
+    MediaAnswer {
+        sdp: String,
+    },
+    /// A trickled ICE candidate of one of your connections.
+    MediaIce {
+        target: MediaTarget,
+        candidate: IceCandidate,
+    },
 }
 
 impl ClientMsg {
@@ -122,6 +151,11 @@ impl ClientMsg {
         "stage_lock",
         "kick",
         "session_end",
+        "media_publish",
+        "media_unpublish",
+        "media_subscribe",
+        "media_answer",
+        "media_ice",
     ];
 }
 
@@ -223,6 +257,13 @@ pub enum EventKind {
         locked: bool,
         by: String,
     },
+    TrackPublished {
+        track: TrackInfo,
+    },
+    TrackUnpublished {
+        track_id: String,
+        owner: String,
+    },
 }
 
 impl EventKind {
@@ -251,6 +292,8 @@ impl EventKind {
             EventKind::StageJoined { .. } => "stage_joined",
             EventKind::StageLeft { .. } => "stage_left",
             EventKind::StageLocked { .. } => "stage_locked",
+            EventKind::TrackPublished { .. } => "track_published",
+            EventKind::TrackUnpublished { .. } => "track_unpublished",
         }
     }
 
@@ -271,6 +314,8 @@ impl EventKind {
             EventKind::StageInvited { member, .. } | EventKind::StageJoined { member } => {
                 Some(&member.identity)
             }
+            EventKind::TrackPublished { track } => Some(&track.owner),
+            EventKind::TrackUnpublished { owner, .. } => Some(owner),
             _ => None,
         }
     }
@@ -314,6 +359,10 @@ pub enum ServerMsg {
     /// The server is going down; reconnect after `retry_after_ms`.
     ServerShutdown {
         retry_after_ms: u64,
+    },
+    /// The server's SDP offer for your receiving connection; answer with `media_answer`.
+    MediaOffer {
+        sdp: String,
     },
 }
 

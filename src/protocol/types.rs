@@ -198,6 +198,65 @@ pub struct StageInfo {
     pub locked: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSource {
+    Camera,
+    Microphone,
+    /// A screen or window share (slides).
+    Screen,
+}
+
+/// A published media track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TrackInfo {
+    /// Server-assigned, unique in the session.
+    pub id: String,
+    pub owner: String,
+    pub kind: TrackKind,
+    pub source: TrackSource,
+    /// The codec, e.g. `video/VP8`, `audio/opus`.
+    pub codec: String,
+}
+
+/// Which of a member's two media connections a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaTarget {
+    /// The connection you send on (you offer).
+    Publisher,
+    /// The connection you receive on (the server offers).
+    Subscriber,
+}
+
+/// An ICE candidate as browsers give it (`RTCIceCandidate.toJSON()`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(default, rename = "sdpMid")]
+    pub sdp_mid: Option<String>,
+    #[serde(default, rename = "sdpMLineIndex")]
+    pub sdp_mline_index: Option<u16>,
+}
+
+/// A STUN or TURN server for clients, from the server config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// Who you are in this session and what you may do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct You {
@@ -227,6 +286,10 @@ pub struct Welcome {
     /// Ids of the questions you have upvoted.
     pub my_votes: Vec<i64>,
     pub pinned_question: Option<i64>,
+    /// Media tracks being published now.
+    pub tracks: Vec<TrackInfo>,
+    /// STUN/TURN servers to give your `RTCPeerConnection`s.
+    pub ice_servers: Vec<IceServer>,
     /// The most recent chat messages, oldest first.
     pub chat: Vec<ChatMessage>,
     pub chat_locked: bool,

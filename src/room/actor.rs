@@ -11,6 +11,7 @@ use super::logic::{Actor, Rejection};
 use super::registry::{SessionPatch, Shared};
 use super::state::ClassState;
 use crate::auth::{Claims, TokenType};
+use crate::media::{MediaError, MediaNote, MediaRoom};
 use crate::protocol::{
     close, ClientMsg, ErrorCode, Event, EventKind, LeaveReason, ParticipantInfo, Permission, ReqId,
     ServerMsg, SessionInfo, Timestamp, Welcome, You,
@@ -141,6 +142,14 @@ struct Batch {
     joins: Vec<(u64, oneshot::Sender<Result<(), JoinError>>)>,
     admin: Vec<(oneshot::Sender<Result<SessionInfo, Rejection>>, SessionInfo)>,
     barriers: Vec<oneshot::Sender<()>>,
+    /// Media consequences, carried out only once the batch is stored.
+    media: Vec<MediaAction>,
+}
+
+enum MediaAction {
+    Attach(String, ConnHandle),
+    Unpublish(String),
+    Remove(String),
 }
 
 /// A token bucket: `burst` at once, then `per_sec`.
@@ -180,9 +189,11 @@ pub(super) struct RoomActor {
     idle_since: Option<Instant>,
     /// Storage failed and state could not be reloaded; the room must stop.
     broken: bool,
+    /// The media side of the room (peer connections, forwarding).
+    media: Arc<MediaRoom>,
 }
 
-pub(super) fn encode<T: serde::Serialize>(v: &T) -> Utf8Bytes {
+pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(v).expect("protocol types serialize"))
 }
 
@@ -204,7 +215,18 @@ pub(super) async fn start_room(
     mut rx: mpsc::Receiver<RoomCmd>,
 ) {
     let failure = match load_state(&shared, &id).await {
-        Ok(Some(state)) => return RoomActor::new(id, gen, shared, state).run(rx).await,
+        Ok(Some(state)) => {
+            let (note_tx, note_rx) = mpsc::unbounded_channel();
+            let media = MediaRoom::new(
+                shared.sfu.clone(),
+                Box::new(move |note| {
+                    let _ = note_tx.send(note);
+                }),
+            );
+            return RoomActor::new(id, gen, shared, state, media)
+                .run(rx, note_rx)
+                .await;
+        }
         Ok(None) => Rejection::new(ErrorCode::NotFound, "no such session"),
         Err(e) => {
             tracing::error!(session = %id, "loading room failed: {e}");
@@ -260,8 +282,15 @@ pub(super) async fn load_state(
 }
 
 impl RoomActor {
-    fn new(id: String, gen: u64, shared: Arc<Shared>, state: ClassState) -> RoomActor {
+    fn new(
+        id: String,
+        gen: u64,
+        shared: Arc<Shared>,
+        state: ClassState,
+        media: Arc<MediaRoom>,
+    ) -> RoomActor {
         RoomActor {
+            media,
             id,
             gen,
             shared,
@@ -278,7 +307,11 @@ impl RoomActor {
         }
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<RoomCmd>,
+        mut notes: mpsc::UnboundedReceiver<MediaNote>,
+    ) {
         self.recover_after_crash().await;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -315,6 +348,11 @@ impl RoomActor {
                         break;
                     }
                 }
+                Some(note) = notes.recv() => {
+                    let mut batch = Batch::default();
+                    self.on_media_note(note, Timestamp::now(), &mut batch);
+                    self.commit(batch).await;
+                }
                 _ = tick.tick() => {
                     if self.on_tick().await || self.broken {
                         break;
@@ -322,6 +360,7 @@ impl RoomActor {
                 }
             }
         }
+        self.media.close_all().await;
         self.shared
             .rooms
             .remove_if(&self.id, |_, h| h.gen == self.gen);
@@ -492,6 +531,8 @@ impl RoomActor {
                 .map(|(q, _)| *q)
                 .collect(),
             pinned_question: self.state.pinned,
+            tracks: self.state.tracks.clone(),
+            ice_servers: self.shared.sfu.config.ice_servers.clone(),
             chat: self.state.chat.iter().cloned().collect(),
             chat_locked: self.state.chat_locked,
             resume_token: self.resume_token(actor, now),
@@ -562,6 +603,8 @@ impl RoomActor {
                 ));
             }
         }
+        b.media
+            .push(MediaAction::Attach(actor.identity.clone(), conn.clone()));
         self.by_identity.insert(actor.identity.clone(), id);
         self.conns.insert(
             id,
@@ -600,6 +643,17 @@ impl RoomActor {
             });
             b.out.push(Out::Ack(conn_id, req_id, ack));
             b.out.push(Out::Close(conn_id, 1000, "left"));
+            return;
+        }
+        if matches!(
+            msg,
+            ClientMsg::MediaPublish { .. }
+                | ClientMsg::MediaUnpublish
+                | ClientMsg::MediaSubscribe { .. }
+                | ClientMsg::MediaAnswer { .. }
+                | ClientMsg::MediaIce { .. }
+        ) {
+            self.on_media_request(conn_id, &actor, req_id, msg, b);
             return;
         }
         let limited = matches!(
@@ -659,6 +713,90 @@ impl RoomActor {
                 conn_id,
                 error_frame(req_id, rej.code, rej.message),
             )),
+        }
+    }
+
+    /// Media requests: the permission check happens here, against room
+    /// state; the negotiation runs in the media layer, off the room task.
+    fn on_media_request(
+        &mut self,
+        conn_id: u64,
+        actor: &Actor,
+        req_id: Option<ReqId>,
+        msg: ClientMsg,
+        b: &mut Batch,
+    ) {
+        if matches!(msg, ClientMsg::MediaPublish { .. })
+            && !self.state.can_publish(&actor.identity, actor.role)
+        {
+            let why = match actor.role {
+                crate::protocol::Role::Observer => "observers never publish",
+                _ if self.state.session.kind == crate::protocol::SessionKind::Qa => {
+                    "in a Q&A session only the stage may speak; raise your hand"
+                }
+                _ => "publishing is locked by a moderator",
+            };
+            b.out.push(Out::Refusal(
+                conn_id,
+                error_frame(req_id, ErrorCode::Forbidden, why),
+            ));
+            return;
+        }
+        let Some(conn) = self.conns.get(&conn_id).map(|c| c.handle.clone()) else {
+            return;
+        };
+        let media = self.media.clone();
+        let identity = actor.identity.clone();
+        tokio::spawn(async move {
+            let result: Result<Option<serde_json::Value>, MediaError> = match msg {
+                ClientMsg::MediaPublish { sdp, sources } => media
+                    .publish(&identity, sdp, sources)
+                    .await
+                    .map(|sdp| Some(serde_json::json!({ "sdp": sdp }))),
+                ClientMsg::MediaUnpublish => {
+                    media.unpublish(&identity).await;
+                    Ok(None)
+                }
+                ClientMsg::MediaSubscribe { audio_only, video } => media
+                    .subscribe(&identity, audio_only, video)
+                    .await
+                    .map(|_| None),
+                ClientMsg::MediaAnswer { sdp } => media.answer(&identity, sdp).await.map(|_| None),
+                ClientMsg::MediaIce { target, candidate } => media
+                    .add_ice(&identity, target, candidate)
+                    .await
+                    .map(|_| None),
+                _ => Ok(None),
+            };
+            let frame = match result {
+                Ok(result) => encode(&ServerMsg::Ack { req_id, result }),
+                Err(e) => error_frame(req_id, ErrorCode::MediaFailed, e.to_string()),
+            };
+            let _ = conn.send(frame);
+        });
+    }
+
+    /// A track started or ended in the media layer.
+    fn on_media_note(&mut self, note: MediaNote, now: Timestamp, b: &mut Batch) {
+        match note {
+            MediaNote::Published(track) => {
+                let allowed = self
+                    .state
+                    .members
+                    .get(&track.owner)
+                    .is_some_and(|m| m.present && self.state.can_publish(&track.owner, m.role));
+                if allowed {
+                    self.emit(EventKind::TrackPublished { track }, now, b);
+                } else {
+                    // Lost a race with a stage removal: stop it again.
+                    b.media.push(MediaAction::Unpublish(track.owner));
+                }
+            }
+            MediaNote::Unpublished { track_id, owner } => {
+                if self.state.tracks.iter().any(|t| t.id == track_id) {
+                    self.emit(EventKind::TrackUnpublished { track_id, owner }, now, b);
+                }
+            }
         }
     }
 
@@ -737,6 +875,7 @@ impl RoomActor {
                     b.out.push(Out::Close(*id, code, why));
                 }
                 self.away.remove(identity);
+                b.media.push(MediaAction::Remove(identity.clone()));
                 vec![]
             }
             EventKind::SessionEnded { .. } => {
@@ -748,6 +887,13 @@ impl RoomActor {
             }
             _ => vec![],
         };
+        // Whoever may no longer publish stops publishing, within this batch.
+        for identity in &affected {
+            let role = self.state.members.get(*identity).map(|m| m.role);
+            if role.is_some_and(|r| !self.state.can_publish(identity, r)) {
+                b.media.push(MediaAction::Unpublish(identity.to_string()));
+            }
+        }
         let mut frames = Vec::new();
         for identity in affected {
             if let Some(conn) = self
@@ -788,6 +934,20 @@ impl RoomActor {
                     .events_stored
                     .fetch_add(events as u64, Ordering::Relaxed);
                 self.deliver(b.out);
+                for action in b.media {
+                    let media = self.media.clone();
+                    match action {
+                        MediaAction::Attach(id, conn) => {
+                            tokio::spawn(async move { media.attach(&id, conn).await });
+                        }
+                        MediaAction::Unpublish(id) => {
+                            tokio::spawn(async move { media.unpublish(&id).await });
+                        }
+                        MediaAction::Remove(id) => {
+                            tokio::spawn(async move { media.remove_member(&id).await });
+                        }
+                    }
+                }
                 for (_, reply) in b.joins {
                     let _ = reply.send(Ok(()));
                 }

@@ -196,6 +196,13 @@ impl ClassState {
                 by: by.to_string(),
             });
         }
+        // Explicit, like the stage: audience-mode members see no leaves.
+        for t in self.tracks.iter().filter(|t| t.owner == identity) {
+            events.push(EventKind::TrackUnpublished {
+                track_id: t.id.clone(),
+                owner: t.owner.clone(),
+            });
+        }
         events.push(EventKind::ParticipantLeft {
             identity: identity.to_string(),
             reason,
@@ -234,7 +241,15 @@ impl ClassState {
         }
         let by = actor.identity.clone();
         match msg {
+            // Handled by the actor (leave) and the edge (ping).
             ClientMsg::Ping | ClientMsg::Leave => Ok(Outcome::none()),
+            // Media requests go to the media layer after the actor's
+            // `may_publish` check; they change no room state directly.
+            ClientMsg::MediaPublish { .. }
+            | ClientMsg::MediaUnpublish
+            | ClientMsg::MediaSubscribe { .. }
+            | ClientMsg::MediaAnswer { .. }
+            | ClientMsg::MediaIce { .. } => Ok(Outcome::none()),
             ClientMsg::ChatSend { text } => {
                 require(actor, Permission::ChatPost)?;
                 let staff = actor.role.allows(Permission::ChatModerate);

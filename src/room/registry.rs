@@ -32,6 +32,7 @@ pub(super) struct Shared {
     pub(super) limits: Limits,
     pub(super) metrics: Arc<Metrics>,
     pub(super) keys: TokenKey,
+    pub(super) sfu: Arc<crate::media::Sfu>,
     pub(super) rooms: DashMap<String, RoomHandle>,
     closing: AtomicBool,
     next_gen: AtomicU64,
@@ -91,13 +92,20 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    pub fn new(store: DynStore, limits: Limits, metrics: Arc<Metrics>, keys: TokenKey) -> Rooms {
+    pub fn new(
+        store: DynStore,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+        keys: TokenKey,
+        sfu: Arc<crate::media::Sfu>,
+    ) -> Rooms {
         Rooms {
             shared: Arc::new(Shared {
                 store,
                 limits,
                 metrics,
                 keys,
+                sfu,
                 rooms: DashMap::new(),
                 closing: AtomicBool::new(false),
                 next_gen: AtomicU64::new(1),

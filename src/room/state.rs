@@ -9,7 +9,7 @@
 
 use crate::protocol::{
     ChatMessage, EventKind, Hand, LeaveReason, Question, QuestionStatus, Role, SessionInfo,
-    SessionKind, SessionStatus, StageInfo, StageMember, Timestamp,
+    SessionKind, SessionStatus, StageInfo, StageMember, Timestamp, TrackInfo,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -49,6 +49,8 @@ pub struct ClassState {
     /// Ids of all chat messages not deleted (so old ones can still be deleted).
     pub chat_ids: BTreeSet<i64>,
     pub chat_locked: bool,
+    /// Media tracks being published.
+    pub tracks: Vec<TrackInfo>,
     pub last_chat_id: i64,
     pub last_reply_id: i64,
 }
@@ -70,6 +72,7 @@ impl ClassState {
             chat_keep,
             chat_ids: BTreeSet::new(),
             chat_locked: false,
+            tracks: Vec::new(),
             last_chat_id: 0,
             last_reply_id: 0,
         }
@@ -118,6 +121,7 @@ impl ClassState {
                     }
                 }
                 self.hands.retain(|h| &h.identity != identity);
+                self.tracks.retain(|t| &t.owner != identity);
                 self.stage_members.retain(|s| &s.identity != identity);
                 self.stage_invited.retain(|s| &s.identity != identity);
             }
@@ -207,6 +211,13 @@ impl ClassState {
                 self.stage_members.retain(|s| &s.identity != identity);
             }
             EventKind::StageLocked { locked, .. } => self.stage_locked = *locked,
+            EventKind::TrackPublished { track } => {
+                self.tracks.retain(|t| t.id != track.id);
+                self.tracks.push(track.clone());
+            }
+            EventKind::TrackUnpublished { track_id, .. } => {
+                self.tracks.retain(|t| &t.id != track_id)
+            }
         }
     }
 

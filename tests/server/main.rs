@@ -8,6 +8,8 @@ mod bad_input;
 mod chat;
 mod cli;
 mod hands;
+mod media;
+mod media_peer;
 mod permissions;
 mod qa;
 mod restart;

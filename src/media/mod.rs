@@ -1,0 +1,671 @@
+//! The SFU: everything that touches the webrtc crate.
+//!
+//! Each member has up to two peer connections: a *publisher* connection the
+//! client offers (its camera, microphone, screen) and a *subscriber*
+//! connection the server offers (everyone else's tracks). Signaling travels
+//! on the member's WebSocket. This layer never edits room state: it reports
+//! published and ended tracks to the room as [`MediaNote`]s, and the room
+//! decides who may publish (stage, seminar lock) and tells it to stop.
+
+pub mod engine;
+pub mod forward;
+pub mod sdp;
+
+use crate::http::metrics::Metrics;
+use crate::protocol::{
+    IceCandidate, IceServer, MediaTarget, ServerMsg, TrackInfo, TrackKind, TrackSource,
+};
+use crate::room::conn::ConnHandle;
+use engine::PortPicker;
+use forward::{Publication, Sink};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::watch;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+/// Media settings (`[media]` in the config file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Address media sockets bind to. A specific address is needed (the
+    /// webrtc crate skips loopback on a wildcard bind).
+    pub bind_ip: IpAddr,
+    /// Address announced to clients instead of `bind_ip` (1:1 NAT).
+    pub public_ip: Option<IpAddr>,
+    /// UDP port range for media (inclusive); 0 and 0 for any free port.
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    /// STUN/TURN servers handed to clients (and used by the server).
+    pub ice_servers: Vec<IceServer>,
+    /// Minimum time between keyframe requests sent to one publisher track.
+    pub keyframe_interval_ms: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            public_ip: None,
+            udp_port_min: 0,
+            udp_port_max: 0,
+            ice_servers: Vec::new(),
+            keyframe_interval_ms: 500,
+        }
+    }
+}
+
+/// Server-wide media state.
+pub struct Sfu {
+    pub config: MediaConfig,
+    ports: PortPicker,
+    metrics: Arc<Metrics>,
+}
+
+impl Sfu {
+    pub fn new(config: MediaConfig, metrics: Arc<Metrics>) -> Arc<Sfu> {
+        Arc::new(Sfu {
+            ports: PortPicker::new(config.udp_port_min, config.udp_port_max),
+            config,
+            metrics,
+        })
+    }
+}
+
+/// What the media layer reports to the room.
+#[derive(Debug, Clone)]
+pub enum MediaNote {
+    Published(TrackInfo),
+    Unpublished { track_id: String, owner: String },
+}
+
+/// Why a media request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("invalid SDP or state: {0}")]
+    Negotiation(String),
+    #[error("there is no {0} connection to apply this to")]
+    NoConnection(&'static str),
+    #[error("could not open a media connection: {0}")]
+    Setup(String),
+}
+
+impl From<webrtc::error::Error> for MediaError {
+    fn from(e: webrtc::error::Error) -> MediaError {
+        MediaError::Negotiation(e.to_string())
+    }
+}
+
+/// Tracks whether a connection has finished gathering candidates.
+struct Handler {
+    gathered: watch::Sender<bool>,
+    /// Set for publisher connections: where their tracks go.
+    publisher: Option<(Weak<MediaRoom>, String)>,
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Failed {
+            self.metrics
+                .peer_connections_failed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if let Some((room, owner)) = &self.publisher {
+            let (room, owner) = (room.clone(), owner.clone());
+            tokio::spawn(run_publication(room, owner, track));
+        }
+    }
+}
+
+/// A peer connection and what it takes to use it.
+struct Pc {
+    pc: Arc<dyn PeerConnection>,
+    gathered: watch::Receiver<bool>,
+}
+
+struct SubSend {
+    sender: Arc<dyn RtpSender>,
+    sink: Arc<Sink>,
+}
+
+struct Subscriber {
+    pc: Pc,
+    sends: HashMap<String, SubSend>,
+    /// An offer is out and its answer has not come back.
+    awaiting_answer: bool,
+    /// Something changed while an offer was out: offer again after the answer.
+    dirty: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Prefs {
+    audio_only: bool,
+    video: Option<Vec<String>>,
+}
+
+#[derive(Default)]
+struct MemberMedia {
+    conn: Option<ConnHandle>,
+    publisher: Option<Pc>,
+    /// Track id (msid) → source, as the client named them.
+    sources: HashMap<String, TrackSource>,
+    subscriber: Option<Subscriber>,
+    /// `None` until the member asks to receive media.
+    prefs: Option<Prefs>,
+}
+
+#[derive(Default)]
+struct Inner {
+    members: HashMap<String, MemberMedia>,
+    publications: HashMap<String, Arc<Publication>>,
+    next_track: u64,
+    closed: bool,
+}
+
+/// The media side of one room.
+pub struct MediaRoom {
+    sfu: Arc<Sfu>,
+    notify: Box<dyn Fn(MediaNote) + Send + Sync>,
+    /// Control plane only (negotiation, subscriptions); packets never take it.
+    inner: tokio::sync::Mutex<Inner>,
+}
+
+async fn wait_gathered(rx: &mut watch::Receiver<bool>) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|done| *done)).await;
+}
+
+impl MediaRoom {
+    pub fn new(sfu: Arc<Sfu>, notify: Box<dyn Fn(MediaNote) + Send + Sync>) -> Arc<MediaRoom> {
+        Arc::new(MediaRoom {
+            sfu,
+            notify,
+            inner: tokio::sync::Mutex::new(Inner::default()),
+        })
+    }
+
+    async fn new_pc(self: &Arc<Self>, publisher_of: Option<&str>) -> Result<Pc, MediaError> {
+        let (tx, rx) = watch::channel(false);
+        let handler = Arc::new(Handler {
+            gathered: tx,
+            publisher: publisher_of.map(|o| (Arc::downgrade(self), o.to_string())),
+            metrics: self.sfu.metrics.clone(),
+        });
+        let pc = engine::peer_connection(&self.sfu.config, &self.sfu.ports, handler)
+            .await
+            .map_err(|e| MediaError::Setup(e.to_string()))?;
+        self.sfu
+            .metrics
+            .peer_connections
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(Pc { pc, gathered: rx })
+    }
+
+    async fn close_pc(&self, pc: Pc) {
+        let _ = pc.pc.close().await;
+        self.sfu
+            .metrics
+            .peer_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The local description with every candidate, public address announced.
+    async fn local_sdp(&self, pc: &mut Pc) -> Result<String, MediaError> {
+        wait_gathered(&mut pc.gathered).await;
+        let desc = pc
+            .pc
+            .local_description()
+            .await
+            .ok_or(MediaError::Negotiation("no local description".into()))?;
+        Ok(match self.sfu.config.public_ip {
+            Some(public) => sdp::announce_ip(&desc.sdp, self.sfu.config.bind_ip, public),
+            None => desc.sdp,
+        })
+    }
+
+    /// A member's WebSocket (re)connected: offers go there from now on.
+    pub async fn attach(&self, identity: &str, conn: ConnHandle) {
+        let mut inner = self.inner.lock().await;
+        inner.members.entry(identity.to_string()).or_default().conn = Some(conn);
+    }
+
+    /// Applies a publisher offer and returns the answer.
+    pub async fn publish(
+        self: &Arc<Self>,
+        identity: &str,
+        offer: String,
+        sources: HashMap<String, TrackSource>,
+    ) -> Result<String, MediaError> {
+        let mut inner = self.inner.lock().await;
+        if inner.closed {
+            return Err(MediaError::NoConnection("open"));
+        }
+        let fresh = inner
+            .members
+            .get(identity)
+            .is_none_or(|m| m.publisher.is_none());
+        let mut pc = if fresh {
+            self.new_pc(Some(identity)).await?
+        } else {
+            let m = inner.members.get_mut(identity).expect("checked");
+            m.publisher.take().expect("checked")
+        };
+        let result = async {
+            pc.pc
+                .set_remote_description(RTCSessionDescription::offer(offer)?)
+                .await?;
+            let answer = pc.pc.create_answer(None).await?;
+            pc.pc.set_local_description(answer).await?;
+            self.local_sdp(&mut pc).await
+        }
+        .await;
+        match result {
+            Ok(sdp) => {
+                let m = inner.members.entry(identity.to_string()).or_default();
+                m.sources.extend(sources);
+                m.publisher = Some(pc);
+                Ok(sdp)
+            }
+            Err(e) => {
+                if fresh {
+                    self.close_pc(pc).await;
+                } else {
+                    inner
+                        .members
+                        .entry(identity.to_string())
+                        .or_default()
+                        .publisher = Some(pc);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes a member's publisher connection and ends its tracks.
+    pub async fn unpublish(self: &Arc<Self>, identity: &str) {
+        let mut inner = self.inner.lock().await;
+        let pc = inner
+            .members
+            .get_mut(identity)
+            .and_then(|m| m.publisher.take());
+        let ended: Vec<String> = inner
+            .publications
+            .values()
+            .filter(|p| p.info.owner == identity)
+            .map(|p| p.info.id.clone())
+            .collect();
+        for id in &ended {
+            self.end_publication(&mut inner, id);
+        }
+        if !ended.is_empty() {
+            self.sync_all(&mut inner).await;
+        }
+        drop(inner);
+        if let Some(pc) = pc {
+            self.close_pc(pc).await;
+        }
+    }
+
+    /// The member left: close both connections.
+    pub async fn remove_member(self: &Arc<Self>, identity: &str) {
+        self.unpublish(identity).await;
+        let mut inner = self.inner.lock().await;
+        let Some(mut m) = inner.members.remove(identity) else {
+            return;
+        };
+        for p in inner.publications.values() {
+            p.remove_sink(identity);
+        }
+        drop(inner);
+        if let Some(sub) = m.subscriber.take() {
+            self.close_pc(sub.pc).await;
+        }
+    }
+
+    /// Sets what a member wants to receive and (re)offers their subscriber connection.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        identity: &str,
+        audio_only: bool,
+        video: Option<Vec<String>>,
+    ) -> Result<(), MediaError> {
+        let mut inner = self.inner.lock().await;
+        if inner.closed {
+            return Err(MediaError::NoConnection("open"));
+        }
+        inner.members.entry(identity.to_string()).or_default().prefs =
+            Some(Prefs { audio_only, video });
+        self.sync(&mut inner, identity).await
+    }
+
+    /// The member's answer to our last offer.
+    pub async fn answer(self: &Arc<Self>, identity: &str, sdp: String) -> Result<(), MediaError> {
+        let mut inner = self.inner.lock().await;
+        let sub = inner
+            .members
+            .get_mut(identity)
+            .and_then(|m| m.subscriber.as_mut())
+            .ok_or(MediaError::NoConnection("subscriber"))?;
+        if !sub.awaiting_answer {
+            return Err(MediaError::Negotiation(
+                "no offer is waiting for an answer".into(),
+            ));
+        }
+        sub.pc
+            .pc
+            .set_remote_description(RTCSessionDescription::answer(sdp)?)
+            .await?;
+        sub.awaiting_answer = false;
+        for send in sub.sends.values() {
+            if let Ok(params) = send.sender.get_parameters().await {
+                if let Some(c) = params.rtp_parameters.codecs.first() {
+                    send.sink
+                        .payload_type
+                        .store(c.payload_type, Ordering::Relaxed);
+                }
+            }
+        }
+        let redo = std::mem::take(&mut sub.dirty);
+        if redo {
+            self.sync(&mut inner, identity).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn add_ice(
+        &self,
+        identity: &str,
+        target: MediaTarget,
+        c: IceCandidate,
+    ) -> Result<(), MediaError> {
+        let inner = self.inner.lock().await;
+        let m = inner.members.get(identity);
+        let pc = match target {
+            MediaTarget::Publisher => m.and_then(|m| m.publisher.as_ref()).map(|p| p.pc.clone()),
+            MediaTarget::Subscriber => m
+                .and_then(|m| m.subscriber.as_ref())
+                .map(|s| s.pc.pc.clone()),
+        };
+        drop(inner);
+        let pc = pc.ok_or(MediaError::NoConnection(match target {
+            MediaTarget::Publisher => "publisher",
+            MediaTarget::Subscriber => "subscriber",
+        }))?;
+        pc.add_ice_candidate(RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_mline_index,
+            ..Default::default()
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Closes every connection (room stopping).
+    pub async fn close_all(&self) {
+        let mut inner = self.inner.lock().await;
+        inner.closed = true;
+        let members: Vec<MemberMedia> = inner.members.drain().map(|(_, m)| m).collect();
+        for p in inner.publications.values() {
+            p.clear_sinks();
+        }
+        inner.publications.clear();
+        drop(inner);
+        for mut m in members {
+            if let Some(pc) = m.publisher.take() {
+                self.close_pc(pc).await;
+            }
+            if let Some(sub) = m.subscriber.take() {
+                self.close_pc(sub.pc).await;
+            }
+        }
+    }
+
+    fn end_publication(&self, inner: &mut Inner, id: &str) {
+        if let Some(p) = inner.publications.remove(id) {
+            p.clear_sinks();
+            self.sfu
+                .metrics
+                .publications
+                .fetch_sub(1, Ordering::Relaxed);
+            (self.notify)(MediaNote::Unpublished {
+                track_id: p.info.id.clone(),
+                owner: p.info.owner.clone(),
+            });
+        }
+    }
+
+    async fn sync_all(self: &Arc<Self>, inner: &mut Inner) {
+        let wanting: Vec<String> = inner
+            .members
+            .iter()
+            .filter(|(_, m)| m.prefs.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in wanting {
+            if let Err(e) = self.sync(inner, &id).await {
+                tracing::warn!(identity = %id, "updating subscriptions failed: {e}");
+            }
+        }
+    }
+
+    /// Makes a member's subscriber connection carry exactly the tracks they
+    /// should get, renegotiating when that changes.
+    async fn sync(self: &Arc<Self>, inner: &mut Inner, identity: &str) -> Result<(), MediaError> {
+        let Some(prefs) = inner.members.get(identity).and_then(|m| m.prefs.clone()) else {
+            return Ok(());
+        };
+        let wanted: Vec<Arc<Publication>> = inner
+            .publications
+            .values()
+            .filter(|p| p.info.owner != identity)
+            .filter(|p| match p.info.kind {
+                TrackKind::Audio => true,
+                TrackKind::Video => {
+                    !prefs.audio_only && prefs.video.as_ref().is_none_or(|v| v.contains(&p.info.id))
+                }
+            })
+            .cloned()
+            .collect();
+        let has_sub = inner
+            .members
+            .get(identity)
+            .is_some_and(|m| m.subscriber.is_some());
+        if !has_sub {
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            let pc = self.new_pc(None).await?;
+            inner.members.get_mut(identity).expect("member").subscriber = Some(Subscriber {
+                pc,
+                sends: HashMap::new(),
+                awaiting_answer: false,
+                dirty: false,
+            });
+        }
+        let member = inner.members.get_mut(identity).expect("member");
+        let sub = member.subscriber.as_mut().expect("created above");
+        let mut changed = false;
+        let keep: Vec<&str> = wanted.iter().map(|p| p.info.id.as_str()).collect();
+        let gone: Vec<String> = sub
+            .sends
+            .keys()
+            .filter(|k| !keep.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(send) = sub.sends.remove(&id) {
+                if let Some(p) = inner.publications.get(&id) {
+                    p.remove_sink(identity);
+                }
+                let _ = sub.pc.pc.remove_track(&send.sender).await;
+                changed = true;
+            }
+        }
+        let mut new_sinks = Vec::new();
+        for p in &wanted {
+            if sub.sends.contains_key(&p.info.id) {
+                continue;
+            }
+            let ssrc = random_ssrc();
+            let kind = match p.info.kind {
+                TrackKind::Audio => RtpCodecKind::Audio,
+                TrackKind::Video => RtpCodecKind::Video,
+            };
+            let out = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                p.info.owner.clone(),
+                p.info.id.clone(),
+                format!("{}:{}", p.info.owner, p.info.id),
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: p.codec.clone(),
+                    ..Default::default()
+                }],
+            )));
+            let sender = sub
+                .pc
+                .pc
+                .add_track(out.clone() as Arc<dyn TrackLocal>)
+                .await?;
+            let sink = Sink::start(identity.to_string(), ssrc, out, Arc::downgrade(p));
+            sub.sends.insert(
+                p.info.id.clone(),
+                SubSend {
+                    sender,
+                    sink: sink.clone(),
+                },
+            );
+            new_sinks.push((p.clone(), sink));
+            changed = true;
+        }
+        if !changed {
+            return Ok(());
+        }
+        if sub.awaiting_answer {
+            sub.dirty = true;
+        } else {
+            let offer = sub.pc.pc.create_offer(None).await?;
+            sub.pc.pc.set_local_description(offer).await?;
+            let sdp = self.local_sdp(&mut sub.pc).await?;
+            sub.awaiting_answer = true;
+            if let Some(conn) = &member.conn {
+                let frame = crate::room::actor::encode(&ServerMsg::MediaOffer { sdp });
+                let _ = conn.send(frame);
+            }
+        }
+        // Sinks start receiving once registered; the payload type arrives
+        // with the answer, and a keyframe lets the new viewer start at once.
+        for (p, sink) in new_sinks {
+            p.add_sink(sink);
+            let p = p.clone();
+            tokio::spawn(async move { p.request_keyframe().await });
+        }
+        Ok(())
+    }
+}
+
+fn random_ssrc() -> u32 {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).expect("the OS random source is available");
+    u32::from_be_bytes(b).max(1)
+}
+
+/// Runs one published track: registers it, forwards its packets until it
+/// ends, then unregisters it.
+async fn run_publication(room: Weak<MediaRoom>, owner: String, track: Arc<dyn TrackRemote>) {
+    let kind = match track.kind().await {
+        RtpCodecKind::Audio => TrackKind::Audio,
+        _ => TrackKind::Video,
+    };
+    let Some(ssrc) = track.ssrcs().await.first().copied() else {
+        return;
+    };
+    let Some(codec) = track.codec(ssrc).await else {
+        return;
+    };
+    let msid = track.track_id().await;
+    let publication = {
+        let Some(r) = room.upgrade() else { return };
+        let mut inner = r.inner.lock().await;
+        if inner.closed {
+            return;
+        }
+        let source = inner
+            .members
+            .get(&owner)
+            .and_then(|m| m.sources.get(&msid).copied())
+            .unwrap_or(match kind {
+                TrackKind::Audio => TrackSource::Microphone,
+                TrackKind::Video => TrackSource::Camera,
+            });
+        inner.next_track += 1;
+        let info = TrackInfo {
+            id: format!("TR{}", inner.next_track),
+            owner: owner.clone(),
+            kind,
+            source,
+            codec: codec.mime_type.clone(),
+        };
+        let p = Arc::new(Publication::new(
+            info.clone(),
+            codec,
+            ssrc,
+            track.clone(),
+            Duration::from_millis(r.sfu.config.keyframe_interval_ms),
+            r.sfu.metrics.clone(),
+        ));
+        inner.publications.insert(info.id.clone(), p.clone());
+        r.sfu.metrics.publications.fetch_add(1, Ordering::Relaxed);
+        (r.notify)(MediaNote::Published(info));
+        r.sync_all(&mut inner).await;
+        p
+    };
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(pkt) => publication.forward(pkt),
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+    if let Some(r) = room.upgrade() {
+        let mut inner = r.inner.lock().await;
+        if inner.publications.contains_key(&publication.info.id) {
+            r.end_publication(&mut inner, &publication.info.id);
+            r.sync_all(&mut inner).await;
+        }
+    }
+}
+
+/// Used by tests and tools: the track id a `MediaStreamTrack` gets in SDP.
+pub fn source_map(pairs: &[(&str, TrackSource)]) -> HashMap<String, TrackSource> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}

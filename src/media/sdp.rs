@@ -1,0 +1,62 @@
+//! SDP text adjustments the webrtc crate does not make itself.
+
+use std::net::IpAddr;
+
+/// Announces `public` instead of `local` in ICE candidates and connection
+/// lines (1:1 NAT: the server binds a private address that clients reach
+/// through a public one). The webrtc crate has the setting but ignores it.
+pub fn announce_ip(sdp: &str, local: IpAddr, public: IpAddr) -> String {
+    let local = local.to_string();
+    let public = public.to_string();
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix("\r\n") {
+            Some(b) => (b, "\r\n"),
+            None => match line.strip_suffix('\n') {
+                Some(b) => (b, "\n"),
+                None => (line, ""),
+            },
+        };
+        if let Some(rest) = body.strip_prefix("a=candidate:") {
+            // foundation component transport priority address port typ …
+            let mut fields: Vec<&str> = rest.split(' ').collect();
+            if fields.len() > 4 && fields[4] == local {
+                fields[4] = &public;
+            }
+            out.push_str("a=candidate:");
+            out.push_str(&fields.join(" "));
+        } else if let Some(addr) = body
+            .strip_prefix("c=IN IP4 ")
+            .or_else(|| body.strip_prefix("c=IN IP6 "))
+        {
+            if addr == local {
+                out.push_str(&body.replace(&local, &public));
+            } else {
+                out.push_str(body);
+            }
+        } else {
+            out.push_str(body);
+        }
+        out.push_str(end);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_host_candidates_and_connection_lines_only() {
+        let sdp = "v=0\r\nc=IN IP4 10.0.0.5\r\na=candidate:1 1 udp 2130706431 10.0.0.5 40000 typ host\r\na=candidate:2 1 udp 1694498815 203.0.113.9 40000 typ srflx raddr 10.0.0.5 rport 40000\r\n";
+        let out = announce_ip(
+            sdp,
+            "10.0.0.5".parse().unwrap(),
+            "198.51.100.7".parse().unwrap(),
+        );
+        assert_eq!(
+            out,
+            "v=0\r\nc=IN IP4 198.51.100.7\r\na=candidate:1 1 udp 2130706431 198.51.100.7 40000 typ host\r\na=candidate:2 1 udp 1694498815 203.0.113.9 40000 typ srflx raddr 10.0.0.5 rport 40000\r\n"
+        );
+    }
+}

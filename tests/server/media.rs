@@ -1,0 +1,324 @@
+//! Live media through the SFU, with real WebRTC peers over loopback.
+
+use crate::common::*;
+use crate::media_peer::*;
+use lectern::protocol::{ClientMsg, Role, SessionKind};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_is_seen_and_heard_by_every_participant() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut a = s.join(&id, "a", Role::Participant).await;
+    let mut b = s.join(&id, "b", Role::Participant).await;
+    let _publisher = publish(&mut host, true).await.expect("host may publish");
+    for c in [&mut a, &mut b] {
+        let t1 = c.wait_type("track_published").await;
+        let t2 = c.wait_type("track_published").await;
+        let mut sources = [t1["track"]["source"].clone(), t2["track"]["source"].clone()];
+        sources.sort_by_key(|v| v.to_string());
+        assert_eq!(
+            sources,
+            [serde_json::json!("camera"), serde_json::json!("microphone")]
+        );
+        assert_eq!(t1["track"]["owner"], "host");
+    }
+    let sub_a = subscribe(&mut a, false).await;
+    let sub_b = subscribe(&mut b, false).await;
+    for sub in [&sub_a, &sub_b] {
+        let r = sub.received.clone();
+        eventually(10, "audio and video from the host", move || {
+            r.count("host", "audio/opus") >= 10 && r.count("host", "video/VP8") >= 10
+        })
+        .await;
+    }
+    let late = s.join(&id, "late", Role::Participant).await;
+    assert_eq!(
+        late.welcome["tracks"].as_array().unwrap().len(),
+        2,
+        "the welcome lists live tracks"
+    );
+    sub_a.close().await;
+    sub_b.close().await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qa_participants_speak_only_from_the_stage() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Qa).await;
+    let mut host = s.join(&id, "expert", Role::Host).await;
+    let mut p = s.join(&id, "p", Role::Participant).await;
+    let mut viewer = s.join(&id, "viewer", Role::Participant).await;
+    let mut obs = s.join(&id, "obs", Role::Observer).await;
+
+    assert_eq!(
+        publish(&mut p, true).await.err(),
+        Some("forbidden".into()),
+        "not on stage yet"
+    );
+    assert_eq!(
+        publish(&mut obs, false).await.err(),
+        Some("forbidden".into()),
+        "observers never publish"
+    );
+
+    host.request(ClientMsg::StageInvite {
+        identity: "p".into(),
+    })
+    .await
+    .unwrap();
+    p.request(ClientMsg::StageAccept).await.unwrap();
+    let publisher = publish(&mut p, true).await.expect("on stage, may publish");
+    for _ in 0..2 {
+        viewer
+            .wait(|f| f["type"] == "track_published" && f["track"]["owner"] == "p")
+            .await;
+    }
+    let sub = subscribe(&mut viewer, false).await;
+    let r = sub.received.clone();
+    eventually(
+        10,
+        "the stage member's media reaches the audience",
+        move || r.count("p", "audio/opus") >= 5 && r.count("p", "video/VP8") >= 5,
+    )
+    .await;
+
+    host.request(ClientMsg::StageRemove {
+        identity: "p".into(),
+    })
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    viewer
+        .wait(|f| f["type"] == "track_unpublished" && f["owner"] == "p")
+        .await;
+    viewer
+        .wait(|f| f["type"] == "track_unpublished" && f["owner"] == "p")
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "tracks stop within a second"
+    );
+    let r = sub.received.clone();
+    let before = r.total();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = r.total();
+    assert!(
+        after - before <= 2,
+        "forwarding stopped ({before} -> {after})"
+    );
+    drop(publisher);
+    sub.close().await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_only_subscribers_get_no_video() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut a = s.join(&id, "a", Role::Participant).await;
+    let mut b = s.join(&id, "b", Role::Participant).await;
+    let _publisher = publish(&mut host, true).await.unwrap();
+    for _ in 0..2 {
+        host.wait_type("track_published").await;
+    }
+    let weak_link = subscribe(&mut a, true).await;
+    let full = subscribe(&mut b, false).await;
+    let (r_full, r_weak) = (full.received.clone(), weak_link.received.clone());
+    eventually(10, "media flowing", move || {
+        r_full.count("host", "video/VP8") >= 20 && r_weak.count("host", "audio/opus") >= 20
+    })
+    .await;
+    assert_eq!(
+        weak_link.received.count("host", "video/VP8"),
+        0,
+        "no video on an audio-only link"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_seminar_members_each_receive_the_other_four() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let names = ["m1", "m2", "m3", "m4", "m5"];
+    let mut clients = Vec::new();
+    for n in names {
+        clients.push(s.join(&id, n, Role::Participant).await);
+    }
+    let mut publishers = Vec::new();
+    for c in clients.iter_mut() {
+        publishers.push(publish(c, true).await.unwrap());
+    }
+    // Subscribe once every track is up, so each member gets a single offer.
+    for (i, c) in clients.iter_mut().enumerate() {
+        for _ in 0..8 {
+            let me = names[i];
+            c.wait(move |f| f["type"] == "track_published" && f["track"]["owner"] != me)
+                .await;
+        }
+    }
+    let mut subs = Vec::new();
+    for c in clients.iter_mut() {
+        subs.push(subscribe(c, false).await);
+    }
+    for (i, sub) in subs.iter().enumerate() {
+        let r = sub.received.clone();
+        let me = names[i];
+        eventually(15, &format!("{me} receives the four others"), move || {
+            names
+                .iter()
+                .filter(|o| **o != me)
+                .all(|o| r.count(o, "video/VP8") > 0 && r.count(o, "audio/opus") > 0)
+        })
+        .await;
+        assert_eq!(
+            sub.received.count(me, "audio/opus"),
+            0,
+            "nobody receives themselves"
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyframe_requests_from_many_viewers_are_rate_limited() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Qa).await;
+    let mut host = s.join(&id, "expert", Role::Host).await;
+    let publisher = publish(&mut host, true).await.unwrap();
+    for _ in 0..2 {
+        host.wait_type("track_published").await;
+    }
+    const VIEWERS: usize = 50;
+    let mut viewers = Vec::new();
+    for i in 0..VIEWERS {
+        let mut c = s.join(&id, &format!("v{i}"), Role::Participant).await;
+        let peer = subscribe(&mut c, false).await;
+        viewers.push((c, peer));
+    }
+    for (_, peer) in &viewers {
+        let r = peer.received.clone();
+        eventually(20, "video at every viewer", move || {
+            r.count("expert", "video/VP8") > 0
+        })
+        .await;
+    }
+    let before = publisher
+        .keyframe_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    // Every viewer asks for a keyframe five times within about a second.
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        for (_, peer) in &viewers {
+            let tracks = peer.received.tracks.lock().unwrap().clone();
+            for t in tracks {
+                let ssrc = t.ssrcs().await.first().copied().unwrap_or(0);
+                let pli =
+                    rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+                        sender_ssrc: 0,
+                        media_ssrc: ssrc,
+                    };
+                let _ = t.write_rtcp(vec![Box::new(pli)]).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let reached = publisher
+        .keyframe_requests
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - before;
+    let allowed = elapsed_ms / 500 + 2;
+    assert!(reached >= 1, "some keyframe request reaches the publisher");
+    assert!(
+        reached <= allowed,
+        "{reached} keyframe requests in {elapsed_ms} ms (at most {allowed})"
+    );
+    let (_, metrics) = s.api_text("GET", "/metrics", None).await;
+    let suppressed: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("lectern_keyframe_requests_suppressed_total "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap();
+    assert!(
+        suppressed >= VIEWERS as u64,
+        "the storm was absorbed ({suppressed} held back)"
+    );
+    s.stop().await;
+}
+
+fn gauge(metrics: &str, name: &str) -> i64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_and_leaving_a_hundred_times_leaks_nothing() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let _publisher = publish(&mut host, true).await.unwrap();
+    for _ in 0..2 {
+        host.wait_type("track_published").await;
+    }
+    let fds = || {
+        std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    // One warm-up round, so lazily created pools are counted in the baseline.
+    let mut c = s.join(&id, "warm", Role::Participant).await;
+    let peer = subscribe(&mut c, false).await;
+    peer.close().await;
+    c.request(ClientMsg::Leave).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, m0) = s.api_text("GET", "/metrics", None).await;
+    let (fd0, task0) = (fds(), tasks());
+    for i in 0..100 {
+        let mut c = s.join(&id, &format!("t{i}"), Role::Participant).await;
+        let peer = subscribe(&mut c, false).await;
+        peer.close().await;
+        c.request(ClientMsg::Leave).await.unwrap();
+        c.wait_closed().await;
+    }
+    let ok = || async {
+        let (_, m) = s.api_text("GET", "/metrics", None).await;
+        gauge(&m, "lectern_peer_connections") == gauge(&m0, "lectern_peer_connections")
+            && gauge(&m, "lectern_connections") == gauge(&m0, "lectern_connections")
+            && gauge(&m, "lectern_publications") == gauge(&m0, "lectern_publications")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !ok().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gauges did not return to their start values"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Sockets and tasks come back to where they were (a little slack for
+    // connections the HTTP client keeps alive).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fds() > fd0 + 4 || tasks() > task0 + 8 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "leak: fds {fd0} -> {}, tasks {task0} -> {}",
+            fds(),
+            tasks()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.stop().await;
+}

@@ -1,0 +1,330 @@
+//! A test media peer built on the same webrtc crate: publishes generated
+//! Opus and VP8 RTP, or receives the server's offer and records packets.
+
+use crate::common::TestClient;
+use lectern::media::engine::{peer_connection, PortPicker};
+use lectern::media::MediaConfig;
+use lectern::protocol::{ClientMsg, TrackSource};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::Track;
+use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState};
+
+/// What a receiving peer has seen, per (owner, mime type).
+#[derive(Default)]
+pub struct Received {
+    pub packets: Mutex<HashMap<(String, String), u64>>,
+    /// Remote tracks, to send keyframe requests on.
+    pub tracks: Mutex<Vec<Arc<dyn TrackRemote>>>,
+}
+
+impl Received {
+    pub fn count(&self, owner: &str, mime: &str) -> u64 {
+        let p = self.packets.lock().unwrap();
+        p.iter()
+            .filter(|((o, m), _)| o == owner && m.eq_ignore_ascii_case(mime))
+            .map(|(_, n)| *n)
+            .sum()
+    }
+    pub fn total(&self) -> u64 {
+        self.packets.lock().unwrap().values().sum()
+    }
+}
+
+struct Handler {
+    gathered: watch::Sender<bool>,
+    received: Arc<Received>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
+        if s == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let received = self.received.clone();
+        tokio::spawn(async move {
+            let owner = track.stream_id().await;
+            let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+            let mime = track
+                .codec(ssrc)
+                .await
+                .map(|c| c.mime_type)
+                .unwrap_or_default();
+            received.tracks.lock().unwrap().push(track.clone());
+            while let Some(ev) = track.poll().await {
+                match ev {
+                    TrackRemoteEvent::OnRtpPacket(_) => {
+                        *received
+                            .packets
+                            .lock()
+                            .unwrap()
+                            .entry((owner.clone(), mime.clone()))
+                            .or_default() += 1;
+                    }
+                    TrackRemoteEvent::OnEnded => break,
+                    _ => {}
+                }
+            }
+        });
+    }
+}
+
+pub struct Peer {
+    pub pc: Arc<dyn PeerConnection>,
+    gathered: watch::Receiver<bool>,
+    pub received: Arc<Received>,
+}
+
+impl Peer {
+    pub async fn new() -> Peer {
+        let (tx, rx) = watch::channel(false);
+        let received = Arc::new(Received::default());
+        let handler = Arc::new(Handler {
+            gathered: tx,
+            received: received.clone(),
+        });
+        let pc = peer_connection(&MediaConfig::default(), &PortPicker::new(0, 0), handler)
+            .await
+            .expect("test peer connection");
+        Peer {
+            pc,
+            gathered: rx,
+            received,
+        }
+    }
+
+    async fn local_sdp(&mut self) -> String {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.gathered.wait_for(|d| *d)).await;
+        self.pc
+            .local_description()
+            .await
+            .expect("local description")
+            .sdp
+    }
+
+    /// Answers one `media_offer` from the server on `client`.
+    pub async fn answer_next_offer(&mut self, client: &mut TestClient) {
+        let offer = client.wait_type("media_offer").await;
+        let sdp = offer["sdp"].as_str().unwrap().to_string();
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(sdp).unwrap())
+            .await
+            .expect("server offer applies");
+        let answer = self.pc.create_answer(None).await.unwrap();
+        self.pc.set_local_description(answer).await.unwrap();
+        let sdp = self.local_sdp().await;
+        client
+            .request(ClientMsg::MediaAnswer { sdp })
+            .await
+            .expect("answer accepted");
+    }
+
+    pub async fn close(&self) {
+        let _ = self.pc.close().await;
+    }
+}
+
+/// A publishing peer sending generated audio and video until dropped.
+pub struct Publisher {
+    /// Kept so the connection lives as long as the publisher.
+    _peer: Peer,
+    running: Arc<AtomicBool>,
+    /// Keyframe requests that reached this publisher.
+    pub keyframe_requests: Arc<AtomicU64>,
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+    }
+}
+
+fn local_track(
+    kind: RtpCodecKind,
+    mime: &str,
+    rate: u32,
+    channels: u16,
+    ssrc: u32,
+    id: &str,
+) -> Arc<TrackLocalStaticRTP> {
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "publisher".into(),
+        id.into(),
+        id.into(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: RTCRtpCodec {
+                mime_type: mime.into(),
+                clock_rate: rate,
+                channels,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: vec![],
+            },
+            ..Default::default()
+        }],
+    )))
+}
+
+/// Publishes microphone audio and (unless `audio_only`) camera video.
+/// Returns the server's answer error code instead when publishing is refused.
+pub async fn publish(client: &mut TestClient, video: bool) -> Result<Publisher, String> {
+    let mut peer = Peer::new().await;
+    let audio = local_track(
+        RtpCodecKind::Audio,
+        MIME_TYPE_OPUS,
+        48000,
+        2,
+        0x1111_0000 + rand_u16() as u32,
+        "mic",
+    );
+    let a_sender = peer
+        .pc
+        .add_track(audio.clone() as Arc<dyn TrackLocal>)
+        .await
+        .unwrap();
+    let mut tracks = vec![(audio.clone(), a_sender, 960u32, 20u64)];
+    let mut sources = vec![("mic", TrackSource::Microphone)];
+    if video {
+        let cam = local_track(
+            RtpCodecKind::Video,
+            MIME_TYPE_VP8,
+            90000,
+            0,
+            0x2222_0000 + rand_u16() as u32,
+            "cam",
+        );
+        let v_sender = peer
+            .pc
+            .add_track(cam.clone() as Arc<dyn TrackLocal>)
+            .await
+            .unwrap();
+        tracks.push((cam, v_sender, 3000, 33));
+        sources.push(("cam", TrackSource::Camera));
+    }
+    let offer = peer.pc.create_offer(None).await.unwrap();
+    peer.pc.set_local_description(offer).await.unwrap();
+    let sdp = peer.local_sdp().await;
+    let answer = client
+        .request(ClientMsg::MediaPublish {
+            sdp,
+            sources: lectern::media::source_map(&sources),
+        })
+        .await;
+    let answer = match answer {
+        Ok(v) => v["sdp"].as_str().unwrap().to_string(),
+        Err(code) => {
+            peer.close().await;
+            return Err(code);
+        }
+    };
+    peer.pc
+        .set_remote_description(RTCSessionDescription::answer(answer).unwrap())
+        .await
+        .expect("server answer applies");
+    let running = Arc::new(AtomicBool::new(true));
+    let keyframe_requests = Arc::new(AtomicU64::new(0));
+    for (track, sender, ts_step, every_ms) in tracks {
+        let running = running.clone();
+        let kf = keyframe_requests.clone();
+        let listener = track.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = listener.poll().await {
+                if let TrackLocalEvent::OnRtcpPacket(pkts) = ev {
+                    let n = pkts
+                        .iter()
+                        .filter(|p| p.as_any().is::<PictureLossIndication>())
+                        .count();
+                    kf.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let ssrc = track.ssrcs().await[0];
+            let mut seq: u16 = 0;
+            let mut pt = 0;
+            while running.load(Ordering::Relaxed) {
+                if pt == 0 {
+                    pt = sender
+                        .get_parameters()
+                        .await
+                        .ok()
+                        .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type))
+                        .unwrap_or(0);
+                }
+                if pt != 0 {
+                    let pkt = rtc::rtp::packet::Packet {
+                        header: rtc::rtp::header::Header {
+                            version: 2,
+                            payload_type: pt,
+                            sequence_number: seq,
+                            timestamp: seq as u32 * ts_step,
+                            ssrc,
+                            marker: true,
+                            ..Default::default()
+                        },
+                        payload: bytes::Bytes::from(vec![0x90u8; 200]),
+                    };
+                    if track.write_rtp(pkt).await.is_err() {
+                        break;
+                    }
+                    seq = seq.wrapping_add(1);
+                }
+                tokio::time::sleep(Duration::from_millis(every_ms)).await;
+            }
+        });
+    }
+    Ok(Publisher {
+        _peer: peer,
+        running,
+        keyframe_requests,
+    })
+}
+
+fn rand_u16() -> u16 {
+    let mut b = [0u8; 2];
+    getrandom::fill(&mut b).unwrap();
+    u16::from_be_bytes(b)
+}
+
+/// Subscribes `client` and answers the first offer.
+pub async fn subscribe(client: &mut TestClient, audio_only: bool) -> Peer {
+    let mut peer = Peer::new().await;
+    client
+        .request(ClientMsg::MediaSubscribe {
+            audio_only,
+            video: None,
+        })
+        .await
+        .expect("subscribe accepted");
+    peer.answer_next_offer(client).await;
+    peer
+}
+
+/// Waits until `cond` holds, polling; panics with `what` after `secs`.
+pub async fn eventually(secs: u64, what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
