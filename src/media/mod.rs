@@ -152,6 +152,8 @@ struct Pc {
 struct SubSend {
     sender: Arc<dyn RtpSender>,
     sink: Arc<Sink>,
+    /// Part of an offer already sent: its answer sets the payload type.
+    offered: bool,
 }
 
 struct Subscriber {
@@ -260,7 +262,11 @@ impl MediaRoom {
         identity: &str,
         offer: String,
         sources: HashMap<String, TrackSource>,
+        reset: bool,
     ) -> Result<String, MediaError> {
+        if reset {
+            self.unpublish(identity).await;
+        }
         let mut inner = self.inner.lock().await;
         if inner.closed {
             return Err(MediaError::NoConnection("open"));
@@ -353,14 +359,30 @@ impl MediaRoom {
         identity: &str,
         audio_only: bool,
         video: Option<Vec<String>>,
+        reset: bool,
     ) -> Result<(), MediaError> {
         let mut inner = self.inner.lock().await;
         if inner.closed {
             return Err(MediaError::NoConnection("open"));
         }
+        let old = if reset {
+            let old = inner
+                .members
+                .get_mut(identity)
+                .and_then(|m| m.subscriber.take());
+            for p in inner.publications.values() {
+                p.remove_sink(identity);
+            }
+            old
+        } else {
+            None
+        };
+        if let Some(old) = old {
+            self.close_pc(old.pc).await;
+        }
         inner.members.entry(identity.to_string()).or_default().prefs =
             Some(Prefs { audio_only, video });
-        self.sync(&mut inner, identity).await
+        self.sync(&mut inner, identity, false).await
     }
 
     /// The member's answer to our last offer.
@@ -381,7 +403,7 @@ impl MediaRoom {
             .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;
         sub.awaiting_answer = false;
-        for send in sub.sends.values() {
+        for send in sub.sends.values().filter(|s| s.offered) {
             if let Ok(params) = send.sender.get_parameters().await {
                 if let Some(c) = params.rtp_parameters.codecs.first() {
                     send.sink
@@ -392,7 +414,7 @@ impl MediaRoom {
         }
         let redo = std::mem::take(&mut sub.dirty);
         if redo {
-            self.sync(&mut inner, identity).await?;
+            self.sync(&mut inner, identity, true).await?;
         }
         Ok(())
     }
@@ -468,7 +490,7 @@ impl MediaRoom {
             .map(|(id, _)| id.clone())
             .collect();
         for id in wanting {
-            if let Err(e) = self.sync(inner, &id).await {
+            if let Err(e) = self.sync(inner, &id, false).await {
                 tracing::warn!(identity = %id, "updating subscriptions failed: {e}");
             }
         }
@@ -476,7 +498,13 @@ impl MediaRoom {
 
     /// Makes a member's subscriber connection carry exactly the tracks they
     /// should get, renegotiating when that changes.
-    async fn sync(self: &Arc<Self>, inner: &mut Inner, identity: &str) -> Result<(), MediaError> {
+    /// `offer_anyway`: changes were made while an offer was out; offer them now.
+    async fn sync(
+        self: &Arc<Self>,
+        inner: &mut Inner,
+        identity: &str,
+        offer_anyway: bool,
+    ) -> Result<(), MediaError> {
         let Some(prefs) = inner.members.get(identity).and_then(|m| m.prefs.clone()) else {
             return Ok(());
         };
@@ -510,7 +538,7 @@ impl MediaRoom {
         }
         let member = inner.members.get_mut(identity).expect("member");
         let sub = member.subscriber.as_mut().expect("created above");
-        let mut changed = false;
+        let mut changed = offer_anyway;
         let keep: Vec<&str> = wanted.iter().map(|p| p.info.id.as_str()).collect();
         let gone: Vec<String> = sub
             .sends
@@ -562,6 +590,7 @@ impl MediaRoom {
                 SubSend {
                     sender,
                     sink: sink.clone(),
+                    offered: false,
                 },
             );
             new_sinks.push((p.clone(), sink));
@@ -574,6 +603,9 @@ impl MediaRoom {
             sub.dirty = true;
         } else {
             let offer = sub.pc.pc.create_offer(None).await?;
+            for send in sub.sends.values_mut() {
+                send.offered = true;
+            }
             sub.pc.pc.set_local_description(offer).await?;
             let sdp = self.local_sdp(&mut sub.pc).await?;
             sub.awaiting_answer = true;

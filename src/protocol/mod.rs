@@ -102,6 +102,10 @@ pub enum ClientMsg {
         sdp: String,
         #[serde(default)]
         sources: std::collections::HashMap<String, TrackSource>,
+        /// This offer comes from a new `RTCPeerConnection` (page reload, or a
+        /// reconnect that lost the old one): replace the old connection.
+        #[serde(default)]
+        reset: bool,
     },
     /// Stop publishing: closes your publishing connection.
     MediaUnpublish,
@@ -113,6 +117,9 @@ pub enum ClientMsg {
         audio_only: bool,
         #[serde(default)]
         video: Option<Vec<String>>,
+        /// Discard the old receiving connection and offer a new one.
+        #[serde(default)]
+        reset: bool,
     },
     /// Your SDP answer to the server's last `media_offer`.
     MediaAnswer {

@@ -749,16 +749,24 @@ impl RoomActor {
         let identity = actor.identity.clone();
         tokio::spawn(async move {
             let result: Result<Option<serde_json::Value>, MediaError> = match msg {
-                ClientMsg::MediaPublish { sdp, sources } => media
-                    .publish(&identity, sdp, sources)
+                ClientMsg::MediaPublish {
+                    sdp,
+                    sources,
+                    reset,
+                } => media
+                    .publish(&identity, sdp, sources, reset)
                     .await
                     .map(|sdp| Some(serde_json::json!({ "sdp": sdp }))),
                 ClientMsg::MediaUnpublish => {
                     media.unpublish(&identity).await;
                     Ok(None)
                 }
-                ClientMsg::MediaSubscribe { audio_only, video } => media
-                    .subscribe(&identity, audio_only, video)
+                ClientMsg::MediaSubscribe {
+                    audio_only,
+                    video,
+                    reset,
+                } => media
+                    .subscribe(&identity, audio_only, video, reset)
                     .await
                     .map(|_| None),
                 ClientMsg::MediaAnswer { sdp } => media.answer(&identity, sdp).await.map(|_| None),

@@ -400,3 +400,20 @@ impl TestServer {
         }
     }
 }
+
+impl TestClient {
+    /// Like `wait_type`, but gives up quietly after `dur`.
+    pub async fn try_wait_type(&mut self, ty: &str, dur: Duration) -> Option<Value> {
+        if let Some(i) = self.buffered.iter().position(|f| f["type"] == ty) {
+            return self.buffered.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + dur;
+        while let Some(f) = self.read(deadline).await {
+            if f["type"] == ty {
+                return Some(f);
+            }
+            self.buffered.push_back(f);
+        }
+        None
+    }
+}

@@ -322,3 +322,48 @@ async fn joining_and_leaving_a_hundred_times_leaks_nothing() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_reconnects_is_seen_again_without_help() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut viewer = s.join(&id, "viewer", Role::Participant).await;
+    let first = publish(&mut host, true).await.unwrap();
+    for _ in 0..2 {
+        viewer.wait_type("track_published").await;
+    }
+    let mut sub = subscribe(&mut viewer, false).await;
+    let r = sub.received.clone();
+    eventually(10, "first media", move || r.count("host", "video/VP8") > 0).await;
+
+    // The host's page reloads: WebSocket and peer connection are both new.
+    let resume = host.resume_token();
+    let last = host.last_seq();
+    host.drop_connection().await;
+    drop(first);
+    let mut host = TestClient::connect(&format!("{}?resume={resume}&last_seq={last}", s.ws_url()))
+        .await
+        .unwrap();
+    host.wait_type("resumed").await;
+    let _second = publish_with(&mut host, true, true)
+        .await
+        .expect("republish after reconnect");
+    // The viewer's connection is renegotiated for the new tracks.
+    for _ in 0..2 {
+        viewer.wait(|f| f["type"] == "track_unpublished").await;
+    }
+    for _ in 0..2 {
+        viewer.wait(|f| f["type"] == "track_published").await;
+    }
+    let before = sub.received.count("host", "video/VP8");
+    let r = sub.received.clone();
+    sub.answer_offers_until(
+        &mut viewer,
+        10,
+        "media from the new connection",
+        move || r.count("host", "video/VP8") > before + 10,
+    )
+    .await;
+    s.stop().await;
+}

@@ -121,6 +121,30 @@ impl Peer {
     /// Answers one `media_offer` from the server on `client`.
     pub async fn answer_next_offer(&mut self, client: &mut TestClient) {
         let offer = client.wait_type("media_offer").await;
+        self.answer(client, offer).await;
+    }
+
+    /// Keeps answering offers (renegotiations) until `done` holds.
+    pub async fn answer_offers_until(
+        &mut self,
+        client: &mut TestClient,
+        secs: u64,
+        what: &str,
+        done: impl Fn() -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            if let Some(offer) = client
+                .try_wait_type("media_offer", Duration::from_millis(200))
+                .await
+            {
+                self.answer(client, offer).await;
+            }
+        }
+    }
+
+    async fn answer(&mut self, client: &mut TestClient, offer: serde_json::Value) {
         let sdp = offer["sdp"].as_str().unwrap().to_string();
         self.pc
             .set_remote_description(RTCSessionDescription::offer(sdp).unwrap())
@@ -188,6 +212,15 @@ fn local_track(
 /// Publishes microphone audio and (unless `audio_only`) camera video.
 /// Returns the server's answer error code instead when publishing is refused.
 pub async fn publish(client: &mut TestClient, video: bool) -> Result<Publisher, String> {
+    publish_with(client, video, false).await
+}
+
+/// Publishes from a new peer connection, replacing any earlier one when `reset`.
+pub async fn publish_with(
+    client: &mut TestClient,
+    video: bool,
+    reset: bool,
+) -> Result<Publisher, String> {
     let mut peer = Peer::new().await;
     let audio = local_track(
         RtpCodecKind::Audio,
@@ -228,6 +261,7 @@ pub async fn publish(client: &mut TestClient, video: bool) -> Result<Publisher, 
         .request(ClientMsg::MediaPublish {
             sdp,
             sources: lectern::media::source_map(&sources),
+            reset,
         })
         .await;
     let answer = match answer {
@@ -313,6 +347,7 @@ pub async fn subscribe(client: &mut TestClient, audio_only: bool) -> Peer {
         .request(ClientMsg::MediaSubscribe {
             audio_only,
             video: None,
+            reset: false,
         })
         .await
         .expect("subscribe accepted");
