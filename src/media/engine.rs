@@ -20,8 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceServer, Registry,
-    SettingEngineBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, Registry, SettingEngineBuilder,
 };
 
 /// RFC 6464 client-to-mixer audio level.
@@ -208,18 +207,10 @@ pub async fn peer_connection(
         let se = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .build();
-        let config = RTCConfigurationBuilder::new()
-            .with_ice_servers(
-                cfg.ice_servers
-                    .iter()
-                    .map(|s| RTCIceServer {
-                        urls: s.urls.clone(),
-                        username: s.username.clone().unwrap_or_default(),
-                        credential: s.credential.clone().unwrap_or_default(),
-                    })
-                    .collect(),
-            )
-            .build();
+        // No STUN/TURN for the server itself: it is reachable at its own (or
+        // its announced) address, and an unreachable server would stall
+        // gathering. `cfg.ice_servers` are for clients (sent in `welcome`).
+        let config = RTCConfigurationBuilder::new().build();
         match PeerConnectionBuilder::new()
             .with_configuration(config)
             .with_media_engine(me)

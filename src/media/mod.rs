@@ -10,6 +10,7 @@
 pub mod engine;
 pub mod forward;
 pub mod sdp;
+pub mod speaker;
 
 use crate::http::metrics::Metrics;
 use crate::protocol::{
@@ -91,7 +92,15 @@ impl Sfu {
 #[derive(Debug, Clone)]
 pub enum MediaNote {
     Published(TrackInfo),
-    Unpublished { track_id: String, owner: String },
+    Unpublished {
+        track_id: String,
+        owner: String,
+    },
+    /// A publisher started or stopped speaking (audio levels, RFC 6464).
+    Speaking {
+        identity: String,
+        speaking: bool,
+    },
 }
 
 /// Why a media request failed.
@@ -177,6 +186,8 @@ struct MemberMedia {
     publisher: Option<Pc>,
     /// Track id (msid) → source, as the client named them.
     sources: HashMap<String, TrackSource>,
+    /// The audio-level extension id in the publisher's offer.
+    audio_level_id: Option<u8>,
     subscriber: Option<Subscriber>,
     /// `None` until the member asks to receive media.
     prefs: Option<Prefs>,
@@ -267,6 +278,7 @@ impl MediaRoom {
         if reset {
             self.unpublish(identity).await;
         }
+        let audio_level_id = sdp::extmap_id(&offer, engine::AUDIO_LEVEL_URI);
         let mut inner = self.inner.lock().await;
         if inner.closed {
             return Err(MediaError::NoConnection("open"));
@@ -294,6 +306,9 @@ impl MediaRoom {
             Ok(sdp) => {
                 let m = inner.members.entry(identity.to_string()).or_default();
                 m.sources.extend(sources);
+                if let Some(id) = audio_level_id {
+                    m.audio_level_id = Some(id);
+                }
                 m.publisher = Some(pc);
                 Ok(sdp)
             }
@@ -660,6 +675,10 @@ async fn run_publication(room: Weak<MediaRoom>, owner: String, track: Arc<dyn Tr
                 TrackKind::Video => TrackSource::Camera,
             });
         inner.next_track += 1;
+        let level_id = match kind {
+            TrackKind::Audio => inner.members.get(&owner).and_then(|m| m.audio_level_id),
+            TrackKind::Video => None,
+        };
         let info = TrackInfo {
             id: format!("TR{}", inner.next_track),
             owner: owner.clone(),
@@ -679,13 +698,41 @@ async fn run_publication(room: Weak<MediaRoom>, owner: String, track: Arc<dyn Tr
         r.sfu.metrics.publications.fetch_add(1, Ordering::Relaxed);
         (r.notify)(MediaNote::Published(info));
         r.sync_all(&mut inner).await;
-        p
+        (p, level_id)
     };
+    let (publication, level_id) = publication;
+    let mut detector = level_id.map(|id| (id, speaker::SpeakerDetector::default()));
     while let Some(event) = track.poll().await {
         match event {
-            TrackRemoteEvent::OnRtpPacket(pkt) => publication.forward(pkt),
+            TrackRemoteEvent::OnRtpPacket(pkt) => {
+                if let Some((id, d)) = detector.as_mut() {
+                    let level = pkt
+                        .header
+                        .get_extension(*id)
+                        .and_then(|b| speaker::level_of(&b));
+                    if let Some(change) =
+                        level.and_then(|l| d.observe(l, std::time::Instant::now()))
+                    {
+                        if let Some(r) = room.upgrade() {
+                            (r.notify)(MediaNote::Speaking {
+                                identity: owner.clone(),
+                                speaking: change,
+                            });
+                        }
+                    }
+                }
+                publication.forward(pkt)
+            }
             TrackRemoteEvent::OnEnded => break,
             _ => {}
+        }
+    }
+    if detector.is_some_and(|(_, d)| d.speaking()) {
+        if let Some(r) = room.upgrade() {
+            (r.notify)(MediaNote::Speaking {
+                identity: owner.clone(),
+                speaking: false,
+            });
         }
     }
     if let Some(r) = room.upgrade() {

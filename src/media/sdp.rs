@@ -42,9 +42,29 @@ pub fn announce_ip(sdp: &str, local: IpAddr, public: IpAddr) -> String {
     out
 }
 
+/// The id an SDP gives a header extension (`a=extmap:ID[/dir] URI`).
+pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines().find_map(|line| {
+        let rest = line.trim_end().strip_prefix("a=extmap:")?;
+        let (id, rest) = rest.split_once(' ')?;
+        let id = id.split('/').next()?.parse().ok()?;
+        (rest.split(' ').next()? == uri).then_some(id)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_extension_ids() {
+        let sdp = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:1/sendrecv urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n";
+        assert_eq!(
+            extmap_id(sdp, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+            Some(1)
+        );
+        assert_eq!(extmap_id(sdp, "urn:x"), None);
+    }
 
     #[test]
     fn rewrites_host_candidates_and_connection_lines_only() {

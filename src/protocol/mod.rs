@@ -271,6 +271,11 @@ pub enum EventKind {
         track_id: String,
         owner: String,
     },
+    /// A publisher started or stopped speaking (a few changes a second at most).
+    Speaking {
+        identity: String,
+        speaking: bool,
+    },
 }
 
 impl EventKind {
@@ -301,6 +306,7 @@ impl EventKind {
             EventKind::StageLocked { .. } => "stage_locked",
             EventKind::TrackPublished { .. } => "track_published",
             EventKind::TrackUnpublished { .. } => "track_unpublished",
+            EventKind::Speaking { .. } => "speaking",
         }
     }
 
@@ -323,6 +329,7 @@ impl EventKind {
             }
             EventKind::TrackPublished { track } => Some(&track.owner),
             EventKind::TrackUnpublished { owner, .. } => Some(owner),
+            EventKind::Speaking { identity, .. } => Some(identity),
             _ => None,
         }
     }

@@ -288,6 +288,8 @@ pub struct Welcome {
     pub pinned_question: Option<i64>,
     /// Media tracks being published now.
     pub tracks: Vec<TrackInfo>,
+    /// Members speaking now.
+    pub speaking: Vec<String>,
     /// STUN/TURN servers to give your `RTCPeerConnection`s.
     pub ice_servers: Vec<IceServer>,
     /// The most recent chat messages, oldest first.

@@ -532,6 +532,7 @@ impl RoomActor {
                 .collect(),
             pinned_question: self.state.pinned,
             tracks: self.state.tracks.clone(),
+            speaking: self.state.speaking.clone(),
             ice_servers: self.shared.sfu.config.ice_servers.clone(),
             chat: self.state.chat.iter().cloned().collect(),
             chat_locked: self.state.chat_locked,
@@ -798,6 +799,13 @@ impl RoomActor {
                 } else {
                     // Lost a race with a stage removal: stop it again.
                     b.media.push(MediaAction::Unpublish(track.owner));
+                }
+            }
+            MediaNote::Speaking { identity, speaking } => {
+                let present = self.state.members.get(&identity).is_some_and(|m| m.present);
+                let known = self.state.speaking.contains(&identity);
+                if present && known != speaking {
+                    self.emit(EventKind::Speaking { identity, speaking }, now, b);
                 }
             }
             MediaNote::Unpublished { track_id, owner } => {

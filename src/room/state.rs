@@ -51,6 +51,8 @@ pub struct ClassState {
     pub chat_locked: bool,
     /// Media tracks being published.
     pub tracks: Vec<TrackInfo>,
+    /// Members speaking now.
+    pub speaking: Vec<String>,
     pub last_chat_id: i64,
     pub last_reply_id: i64,
 }
@@ -73,6 +75,7 @@ impl ClassState {
             chat_ids: BTreeSet::new(),
             chat_locked: false,
             tracks: Vec::new(),
+            speaking: Vec::new(),
             last_chat_id: 0,
             last_reply_id: 0,
         }
@@ -122,6 +125,7 @@ impl ClassState {
                 }
                 self.hands.retain(|h| &h.identity != identity);
                 self.tracks.retain(|t| &t.owner != identity);
+                self.speaking.retain(|s| s != identity);
                 self.stage_members.retain(|s| &s.identity != identity);
                 self.stage_invited.retain(|s| &s.identity != identity);
             }
@@ -217,6 +221,12 @@ impl ClassState {
             }
             EventKind::TrackUnpublished { track_id, .. } => {
                 self.tracks.retain(|t| &t.id != track_id)
+            }
+            EventKind::Speaking { identity, speaking } => {
+                self.speaking.retain(|s| s != identity);
+                if *speaking {
+                    self.speaking.push(identity.clone());
+                }
             }
         }
     }

@@ -367,3 +367,98 @@ async fn a_publisher_that_reconnects_is_seen_again_without_help() {
     .await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_levels_tell_everyone_who_is_speaking() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Qa).await;
+    let mut host = s.join(&id, "expert", Role::Host).await;
+    let mut viewer = s.join(&id, "viewer", Role::Participant).await;
+    let publisher = publish(&mut host, false).await.unwrap();
+    viewer.wait_type("track_published").await;
+    publisher
+        .level
+        .store(25, std::sync::atomic::Ordering::Relaxed);
+    let on = viewer.wait_type("speaking").await;
+    assert_eq!(
+        (on["identity"].as_str(), on["speaking"].as_bool()),
+        (Some("expert"), Some(true))
+    );
+    let late = s.join(&id, "late", Role::Participant).await;
+    assert_eq!(late.welcome["speaking"], serde_json::json!(["expert"]));
+    publisher
+        .level
+        .store(127, std::sync::atomic::Ordering::Relaxed);
+    let off = viewer.wait_type("speaking").await;
+    assert_eq!(off["speaking"], false);
+    // Changes are few: no more than a handful over a second of steady speech.
+    publisher
+        .level
+        .store(25, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let timeline = s.events(&id).await;
+    let changes = timeline.iter().filter(|e| e["type"] == "speaking").count();
+    assert!(
+        (3..=4).contains(&changes),
+        "{changes} speaking changes in the timeline"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_ports_come_from_the_range_and_the_announced_address() {
+    // The announced address is another loopback address, so no test traffic
+    // leaves this machine.
+    let s = TestServer::start_with(|c| {
+        c.media.udp_port_min = 41_200;
+        c.media.udp_port_max = 41_209;
+        c.media.public_ip = Some("127.0.0.2".parse().unwrap());
+        c.media.ice_servers = vec![lectern::protocol::IceServer {
+            urls: vec!["turn:127.0.0.1:3478".into()],
+            username: Some("lectern".into()),
+            credential: Some("secret".into()),
+        }];
+    })
+    .await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    assert_eq!(
+        host.welcome["ice_servers"][0]["urls"][0],
+        "turn:127.0.0.1:3478"
+    );
+    let peer = Peer::new().await;
+    let _t = peer
+        .pc
+        .add_transceiver_from_kind(rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio, None)
+        .await
+        .unwrap();
+    let offer = peer.pc.create_offer(None).await.unwrap();
+    peer.pc.set_local_description(offer).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sdp = peer.pc.local_description().await.unwrap().sdp;
+    let answer = host
+        .request(ClientMsg::MediaPublish {
+            sdp,
+            sources: Default::default(),
+            reset: false,
+        })
+        .await
+        .unwrap();
+    peer.close().await;
+    let answer = answer["sdp"].as_str().unwrap();
+    let candidates: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    assert!(!candidates.is_empty(), "{answer}");
+    for c in candidates {
+        let f: Vec<&str> = c.split(' ').collect();
+        assert_eq!(f[4], "127.0.0.2", "announced address: {c}");
+        let port: u16 = f[5].parse().unwrap();
+        assert!(
+            (41_200..=41_209).contains(&port),
+            "port from the range: {c}"
+        );
+    }
+    s.stop().await;
+}

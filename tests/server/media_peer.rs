@@ -171,6 +171,8 @@ pub struct Publisher {
     running: Arc<AtomicBool>,
     /// Keyframe requests that reached this publisher.
     pub keyframe_requests: Arc<AtomicU64>,
+    /// The audio level (RFC 6464, −dBov) stamped on audio packets; 127 is silence.
+    pub level: Arc<std::sync::atomic::AtomicU8>,
 }
 
 impl Drop for Publisher {
@@ -277,9 +279,11 @@ pub async fn publish_with(
         .expect("server answer applies");
     let running = Arc::new(AtomicBool::new(true));
     let keyframe_requests = Arc::new(AtomicU64::new(0));
+    let level = Arc::new(std::sync::atomic::AtomicU8::new(127));
     for (track, sender, ts_step, every_ms) in tracks {
         let running = running.clone();
         let kf = keyframe_requests.clone();
+        let level = level.clone();
         let listener = track.clone();
         tokio::spawn(async move {
             while let Some(ev) = listener.poll().await {
@@ -296,17 +300,26 @@ pub async fn publish_with(
             let ssrc = track.ssrcs().await[0];
             let mut seq: u16 = 0;
             let mut pt = 0;
+            let mut level_id = None;
             while running.load(Ordering::Relaxed) {
                 if pt == 0 {
-                    pt = sender
-                        .get_parameters()
-                        .await
-                        .ok()
-                        .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type))
-                        .unwrap_or(0);
+                    if let Ok(p) = sender.get_parameters().await {
+                        pt = p
+                            .rtp_parameters
+                            .codecs
+                            .first()
+                            .map(|c| c.payload_type)
+                            .unwrap_or(0);
+                        level_id = p
+                            .rtp_parameters
+                            .header_extensions
+                            .iter()
+                            .find(|e| e.uri == lectern::media::engine::AUDIO_LEVEL_URI)
+                            .map(|e| e.id as u8);
+                    }
                 }
                 if pt != 0 {
-                    let pkt = rtc::rtp::packet::Packet {
+                    let mut pkt = rtc::rtp::packet::Packet {
                         header: rtc::rtp::header::Header {
                             version: 2,
                             payload_type: pt,
@@ -318,6 +331,12 @@ pub async fn publish_with(
                         },
                         payload: bytes::Bytes::from(vec![0x90u8; 200]),
                     };
+                    if let (Some(id), true) = (level_id, ts_step == 960) {
+                        let l = level.load(Ordering::Relaxed);
+                        let _ = pkt
+                            .header
+                            .set_extension(id, bytes::Bytes::from(vec![0x80 | l]));
+                    }
                     if track.write_rtp(pkt).await.is_err() {
                         break;
                     }
@@ -331,6 +350,7 @@ pub async fn publish_with(
         _peer: peer,
         running,
         keyframe_requests,
+        level,
     })
 }
 
