@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod forward;
+pub mod layers;
 pub mod sdp;
 pub mod speaker;
 
@@ -434,6 +435,27 @@ impl MediaRoom {
         Ok(())
     }
 
+    /// Chooses the simulcast layer a member receives for one track.
+    pub async fn set_quality(
+        &self,
+        identity: &str,
+        track_id: &str,
+        quality: layers::Quality,
+    ) -> Result<(), MediaError> {
+        let p = {
+            let inner = self.inner.lock().await;
+            inner
+                .publications
+                .get(track_id)
+                .cloned()
+                .ok_or(MediaError::Negotiation(format!("no track {track_id:?}")))?
+        };
+        if p.set_quality(identity, quality) {
+            p.request_keyframe().await;
+        }
+        Ok(())
+    }
+
     pub async fn add_ice(
         &self,
         identity: &str,
@@ -701,6 +723,9 @@ async fn run_publication(room: Weak<MediaRoom>, owner: String, track: Arc<dyn Tr
         (p, level_id)
     };
     let (publication, level_id) = publication;
+    if let Some(rid) = track.rid(ssrc).await.filter(|r| !r.is_empty()) {
+        publication.add_layer(&rid, ssrc);
+    }
     let mut detector = level_id.map(|id| (id, speaker::SpeakerDetector::default()));
     while let Some(event) = track.poll().await {
         match event {
@@ -722,6 +747,11 @@ async fn run_publication(room: Weak<MediaRoom>, owner: String, track: Arc<dyn Tr
                     }
                 }
                 publication.forward(pkt)
+            }
+            TrackRemoteEvent::OnOpen(init) => {
+                if let Some(rid) = init.rid.as_deref().filter(|r| !r.is_empty()) {
+                    publication.add_layer(rid, init.ssrc);
+                }
             }
             TrackRemoteEvent::OnEnded => break,
             _ => {}

@@ -125,6 +125,11 @@ pub enum ClientMsg {
     MediaAnswer {
         sdp: String,
     },
+    /// Which simulcast layer to receive of one video track (default `high`).
+    MediaQuality {
+        track_id: String,
+        quality: crate::media::layers::Quality,
+    },
     /// A trickled ICE candidate of one of your connections.
     MediaIce {
         target: MediaTarget,
@@ -162,6 +167,7 @@ impl ClientMsg {
         "media_unpublish",
         "media_subscribe",
         "media_answer",
+        "media_quality",
         "media_ice",
     ];
 }

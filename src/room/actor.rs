@@ -652,6 +652,7 @@ impl RoomActor {
                 | ClientMsg::MediaUnpublish
                 | ClientMsg::MediaSubscribe { .. }
                 | ClientMsg::MediaAnswer { .. }
+                | ClientMsg::MediaQuality { .. }
                 | ClientMsg::MediaIce { .. }
         ) {
             self.on_media_request(conn_id, &actor, req_id, msg, b);
@@ -771,6 +772,10 @@ impl RoomActor {
                     .await
                     .map(|_| None),
                 ClientMsg::MediaAnswer { sdp } => media.answer(&identity, sdp).await.map(|_| None),
+                ClientMsg::MediaQuality { track_id, quality } => media
+                    .set_quality(&identity, &track_id, quality)
+                    .await
+                    .map(|_| None),
                 ClientMsg::MediaIce { target, candidate } => media
                     .add_ice(&identity, target, candidate)
                     .await

@@ -249,6 +249,7 @@ impl ClassState {
             | ClientMsg::MediaUnpublish
             | ClientMsg::MediaSubscribe { .. }
             | ClientMsg::MediaAnswer { .. }
+            | ClientMsg::MediaQuality { .. }
             | ClientMsg::MediaIce { .. } => Ok(Outcome::none()),
             ClientMsg::ChatSend { text } => {
                 require(actor, Permission::ChatPost)?;

@@ -462,3 +462,59 @@ async fn media_ports_come_from_the_range_and_the_announced_address() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_subscriber_gets_the_simulcast_layer_it_asks_for() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Qa).await;
+    let mut host = s.join(&id, "expert", Role::Host).await;
+    let mut good = s.join(&id, "good-link", Role::Participant).await;
+    let mut weak = s.join(&id, "weak-link", Role::Participant).await;
+    let _publisher = publish_simulcast(&mut host).await;
+    let track = good.wait_type("track_published").await;
+    let track_id = track["track"]["id"].as_str().unwrap().to_string();
+    weak.wait_type("track_published").await;
+    let good_peer = subscribe(&mut good, false).await;
+    let weak_peer = subscribe(&mut weak, false).await;
+    weak.request(ClientMsg::MediaQuality {
+        track_id: track_id.clone(),
+        quality: lectern::media::layers::Quality::Low,
+    })
+    .await
+    .unwrap();
+    let (g, w) = (good_peer.received.clone(), weak_peer.received.clone());
+    eventually(15, "each link on its layer", move || {
+        g.layers.lock().unwrap().get(&2).copied().unwrap_or(0) >= 20
+            && w.layers.lock().unwrap().get(&0).copied().unwrap_or(0) >= 20
+    })
+    .await;
+    // The good link never saw the low layer; the weak one stopped getting the
+    // high one after its switch.
+    assert_eq!(good_peer.received.layers.lock().unwrap().get(&0), None);
+    let before = weak_peer
+        .received
+        .layers
+        .lock()
+        .unwrap()
+        .get(&2)
+        .copied()
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = weak_peer
+        .received
+        .layers
+        .lock()
+        .unwrap()
+        .get(&2)
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(before, after, "no high layer after switching to low");
+    // Sequence numbers stay continuous across the switch.
+    let seqs = weak_peer.received.video_seqs.lock().unwrap().clone();
+    let jumps = seqs
+        .windows(2)
+        .filter(|w| w[1].wrapping_sub(w[0]) > 100)
+        .count();
+    assert_eq!(jumps, 0, "no sequence jump at the layer switch");
+    s.stop().await;
+}

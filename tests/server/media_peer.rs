@@ -29,6 +29,10 @@ pub struct Received {
     pub packets: Mutex<HashMap<(String, String), u64>>,
     /// Remote tracks, to send keyframe requests on.
     pub tracks: Mutex<Vec<Arc<dyn TrackRemote>>>,
+    /// Video packets per simulcast layer (the third payload byte of
+    /// `publish_simulcast`'s packets), and their sequence numbers.
+    pub layers: Mutex<HashMap<u8, u64>>,
+    pub video_seqs: Mutex<Vec<u16>>,
 }
 
 impl Received {
@@ -69,13 +73,23 @@ impl PeerConnectionEventHandler for Handler {
             received.tracks.lock().unwrap().push(track.clone());
             while let Some(ev) = track.poll().await {
                 match ev {
-                    TrackRemoteEvent::OnRtpPacket(_) => {
+                    TrackRemoteEvent::OnRtpPacket(p) => {
                         *received
                             .packets
                             .lock()
                             .unwrap()
                             .entry((owner.clone(), mime.clone()))
                             .or_default() += 1;
+                        if mime.eq_ignore_ascii_case("video/vp8") {
+                            if let Some(layer) = p.payload.get(2) {
+                                *received.layers.lock().unwrap().entry(*layer).or_default() += 1;
+                            }
+                            received
+                                .video_seqs
+                                .lock()
+                                .unwrap()
+                                .push(p.header.sequence_number);
+                        }
                     }
                     TrackRemoteEvent::OnEnded => break,
                     _ => {}
@@ -381,5 +395,134 @@ pub async fn eventually(secs: u64, what: &str, cond: impl Fn() -> bool) {
     while !cond() {
         assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Publishes one simulcast video track with three layers (RIDs `q`, `h`,
+/// `f`); each packet's third payload byte names its layer (0, 1, 2), and
+/// every fifth packet of a layer is a VP8 keyframe.
+pub async fn publish_simulcast(client: &mut TestClient) -> Publisher {
+    let mut peer = Peer::new().await;
+    let rids = ["q", "h", "f"];
+    let ssrcs: Vec<u32> = (0..3)
+        .map(|i| 0x3333_0000 + i * 7 + rand_u16() as u32)
+        .collect();
+    let codings = rids
+        .iter()
+        .zip(&ssrcs)
+        .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: rid.to_string(),
+                ssrc: Some(*ssrc),
+                ..Default::default()
+            },
+            codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_VP8.into(),
+                clock_rate: 90000,
+                channels: 0,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: vec![],
+            },
+            ..Default::default()
+        })
+        .collect();
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "publisher".into(),
+        "cam".into(),
+        "cam".into(),
+        RtpCodecKind::Video,
+        codings,
+    )));
+    let sender = peer
+        .pc
+        .add_track(track.clone() as Arc<dyn TrackLocal>)
+        .await
+        .unwrap();
+    let offer = peer.pc.create_offer(None).await.unwrap();
+    peer.pc.set_local_description(offer).await.unwrap();
+    let sdp = peer.local_sdp().await;
+    let answer = client
+        .request(ClientMsg::MediaPublish {
+            sdp,
+            sources: Default::default(),
+            reset: false,
+        })
+        .await
+        .expect("simulcast publish accepted");
+    peer.pc
+        .set_remote_description(
+            RTCSessionDescription::answer(answer["sdp"].as_str().unwrap().to_string()).unwrap(),
+        )
+        .await
+        .unwrap();
+    let running = Arc::new(AtomicBool::new(true));
+    let run = running.clone();
+    tokio::spawn(async move {
+        let mut seq: u16 = 0;
+        let mut ids = None;
+        while run.load(Ordering::Relaxed) {
+            if ids.is_none() {
+                if let Ok(p) = sender.get_parameters().await {
+                    let find = |uri: &str| {
+                        p.rtp_parameters
+                            .header_extensions
+                            .iter()
+                            .find(|e| e.uri == uri)
+                            .map(|e| e.id as u8)
+                    };
+                    let pt = p
+                        .rtp_parameters
+                        .codecs
+                        .first()
+                        .map(|c| c.payload_type)
+                        .unwrap_or(0);
+                    if pt != 0 {
+                        ids = Some((
+                            pt,
+                            find("urn:ietf:params:rtp-hdrext:sdes:mid"),
+                            find("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"),
+                        ));
+                    }
+                }
+            }
+            if let Some((pt, mid_id, rid_id)) = ids {
+                for (layer, (rid, ssrc)) in rids.iter().zip(&ssrcs).enumerate() {
+                    let mut header = rtc::rtp::header::Header {
+                        version: 2,
+                        payload_type: pt,
+                        sequence_number: seq.wrapping_add(layer as u16 * 10_000),
+                        timestamp: seq as u32 * 3000,
+                        ssrc: *ssrc,
+                        marker: true,
+                        ..Default::default()
+                    };
+                    if let Some(id) = mid_id {
+                        let _ = header.set_extension(id, bytes::Bytes::from_static(b"0"));
+                    }
+                    if let Some(id) = rid_id {
+                        let _ =
+                            header.set_extension(id, bytes::Bytes::from(rid.as_bytes().to_vec()));
+                    }
+                    let key = if seq.is_multiple_of(5) { 0x00 } else { 0x01 };
+                    let mut payload = vec![0x10u8, key, layer as u8];
+                    payload.resize(100 + layer * 300, 0x55);
+                    let pkt = rtc::rtp::packet::Packet {
+                        header,
+                        payload: bytes::Bytes::from(payload),
+                    };
+                    if track.write_rtp(pkt).await.is_err() {
+                        return;
+                    }
+                }
+                seq = seq.wrapping_add(1);
+            }
+            tokio::time::sleep(Duration::from_millis(33)).await;
+        }
+    });
+    Publisher {
+        _peer: peer,
+        running,
+        keyframe_requests: Arc::new(AtomicU64::new(0)),
+        level: Arc::new(std::sync::atomic::AtomicU8::new(127)),
     }
 }
