@@ -518,3 +518,31 @@ async fn each_subscriber_gets_the_simulcast_layer_it_asks_for() {
     assert_eq!(jumps, 0, "no sequence jump at the layer switch");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seminar_lock_stops_participants_but_not_the_tutor() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut tutor = s.join(&id, "tutor", Role::Host).await;
+    let mut p = s.join(&id, "p", Role::Participant).await;
+    let _t = publish(&mut tutor, false).await.unwrap();
+    let _p = publish(&mut p, false).await.unwrap();
+    for _ in 0..2 {
+        tutor.wait_type("track_published").await;
+    }
+    tutor
+        .request(ClientMsg::StageLock { locked: true })
+        .await
+        .unwrap();
+    let gone = tutor.wait_type("track_unpublished").await;
+    assert_eq!(gone["owner"], "p");
+    tutor
+        .assert_none(
+            Duration::from_millis(500),
+            "the tutor's track ending",
+            |f| f["type"] == "track_unpublished" && f["owner"] == "tutor",
+        )
+        .await;
+    assert_eq!(publish(&mut p, false).await.err(), Some("forbidden".into()));
+    s.stop().await;
+}
