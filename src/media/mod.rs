@@ -10,6 +10,7 @@
 pub mod engine;
 pub mod forward;
 pub mod layers;
+pub mod peer;
 pub mod sdp;
 pub mod speaker;
 

@@ -358,13 +358,13 @@ async fn a_publisher_that_reconnects_is_seen_again_without_help() {
     }
     let before = sub.received.count("host", "video/VP8");
     let r = sub.received.clone();
-    sub.answer_offers_until(
-        &mut viewer,
-        10,
-        "media from the new connection",
-        move || r.count("host", "video/VP8") > before + 10,
-    )
-    .await;
+    let ok = sub
+        .answer_offers_until(&mut viewer, 10, move || {
+            r.count("host", "video/VP8") > before + 10
+        })
+        .await
+        .unwrap();
+    assert!(ok, "media from the new connection");
     s.stop().await;
 }
 
@@ -426,7 +426,7 @@ async fn media_ports_come_from_the_range_and_the_announced_address() {
         host.welcome["ice_servers"][0]["urls"][0],
         "turn:127.0.0.1:3478"
     );
-    let peer = Peer::new().await;
+    let peer = Peer::new().await.unwrap();
     let _t = peer
         .pc
         .add_transceiver_from_kind(rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio, None)
