@@ -466,6 +466,15 @@ pub async fn publish(signal: &mut dyn Signal, opts: PublishOptions) -> Result<Pu
     Ok(publisher)
 }
 
+/// Payload type and extension ids negotiated for one sender.
+#[derive(Clone, Copy)]
+struct Negotiated {
+    pt: u8,
+    level_id: Option<u8>,
+    mid_id: Option<u8>,
+    rid_id: Option<u8>,
+}
+
 fn spawn_sender(out: Outgoing, p: &Publisher, opts: &PublishOptions) {
     let kf = p.keyframe_requests.clone();
     let listener = out.track.clone();
@@ -500,7 +509,7 @@ fn spawn_sender(out: Outgoing, p: &Publisher, opts: &PublishOptions) {
             .map(|(i, _)| i as u16 * 10_000)
             .collect();
         let mut frame: u32 = 0;
-        let mut ids: Option<(u8, Option<u8>, Option<u8>, Option<u8>)> = None;
+        let mut ids: Option<Negotiated> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(every));
         while running.load(Ordering::Relaxed) {
             tick.tick().await;
@@ -515,12 +524,12 @@ fn spawn_sender(out: Outgoing, p: &Publisher, opts: &PublishOptions) {
                             .map(|e| e.id as u8)
                     };
                     if let Some(pt) = params.rtp_parameters.codecs.first().map(|c| c.payload_type) {
-                        ids = Some((
+                        ids = Some(Negotiated {
                             pt,
-                            find(AUDIO_LEVEL_URI),
-                            find("urn:ietf:params:rtp-hdrext:sdes:mid"),
-                            find("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"),
-                        ));
+                            level_id: find(AUDIO_LEVEL_URI),
+                            mid_id: find("urn:ietf:params:rtp-hdrext:sdes:mid"),
+                            rid_id: find("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"),
+                        });
                     }
                 }
             }
