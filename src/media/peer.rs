@@ -533,7 +533,13 @@ fn spawn_sender(out: Outgoing, p: &Publisher, opts: &PublishOptions) {
                     }
                 }
             }
-            let Some((pt, level_id, mid_id, rid_id)) = ids else {
+            let Some(Negotiated {
+                pt,
+                level_id,
+                mid_id,
+                rid_id,
+            }) = ids
+            else {
                 continue;
             };
             let simulcast = out.layers.len() > 1;
