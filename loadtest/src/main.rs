@@ -1,17 +1,71 @@
 //! `lectern-loadtest`: load scenarios against a running Lectern server.
 //!
-//! The scenarios (idle, join-storm, chat-fanout, qa-audience, classroom-mix,
-//! reconnect-storm, media) are specified in issue #4 and not built yet; this
-//! crate exists so the workspace layout is in place and it reuses the
-//! server's protocol types from day one.
+//! Only the `media` scenario exists so far (issue #3 asked for a first
+//! version); the others are specified in issue #4 and refuse to run.
 
-use lectern::protocol::ClientMsg;
+mod client;
+mod media;
+mod report;
 
-fn main() {
-    eprintln!(
-        "lectern-loadtest: no scenarios are implemented yet (issue #4). \
-         The protocol has {} client message types.",
-        ClientMsg::TYPES.len()
-    );
-    std::process::exit(2);
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Idle,
+    JoinStorm,
+    ChatFanout,
+    QaAudience,
+    ClassroomMix,
+    ReconnectStorm,
+    Media,
+}
+
+/// Drive a running Lectern server with real clients and report what it did.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    scenario: Scenario,
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The server's admin key (printed at start-up).
+    #[arg(long)]
+    admin_key: String,
+    /// Subscribers of the `media` scenario.
+    #[arg(long, default_value_t = 50)]
+    subscribers: usize,
+    /// Length of the measured window, in seconds.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let api = client::Api::new(&cli.url, &cli.admin_key);
+    let report = match cli.scenario {
+        Scenario::Media => {
+            media::run(
+                &api,
+                media::Params {
+                    subscribers: cli.subscribers,
+                    duration_s: cli.duration,
+                },
+            )
+            .await?
+        }
+        other => {
+            eprintln!("lectern-loadtest: the {other:?} scenario is not built yet (issue #4)");
+            std::process::exit(2);
+        }
+    };
+    report.print();
+    if let Some(path) = cli.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report.to_json())?)?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
 }
