@@ -6,7 +6,7 @@
 use crate::client::{Api, WsClient};
 use crate::report::{Latency, Report, ServerReport};
 use hdrhistogram::Histogram;
-use lectern::media::peer::{self, PacketHook, Peer, PublishOptions};
+use lectern::media::peer::{self, PacketHook, PublishOptions, Received};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,6 +14,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub struct Params {
     pub subscribers: usize,
     pub duration_s: u64,
+}
+
+/// Stops the publisher's senders (the peer stays open until dropped).
+fn publisher_running(p: &peer::Publisher) {
+    p.stop();
 }
 
 fn now_micros() -> u64 {
@@ -54,7 +59,9 @@ pub async fn run(api: &Api, p: Params) -> anyhow::Result<Report> {
 
     // Join in small waves, as a class does over a minute.
     let started = Instant::now();
-    let mut viewers: Vec<(WsClient, Peer)> = Vec::new();
+    // Each viewer's task keeps answering renegotiations until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut viewers: Vec<(Arc<Received>, tokio::task::JoinHandle<()>)> = Vec::new();
     let mut errors = 0u64;
     let wave = 10;
     for chunk in (0..p.subscribers).collect::<Vec<_>>().chunks(wave) {
@@ -64,10 +71,20 @@ pub async fn run(api: &Api, p: Params) -> anyhow::Result<Report> {
                 .join_url(&sid, &format!("lt-viewer-{i}"), "participant")
                 .await?;
             let hook = hook.clone();
+            let stop = stop.clone();
             joins.push(tokio::spawn(async move {
                 let mut c = WsClient::connect(&url).await.map_err(|e| e.to_string())?;
-                let peer = peer::subscribe(&mut c, false, Some(hook)).await?;
-                Ok::<_, String>((c, peer))
+                let mut peer = peer::subscribe(&mut c, false, Some(hook)).await?;
+                let received = peer.received.clone();
+                let task = tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        if peer.answer_next_offer(&mut c, Duration::from_millis(500)).await.is_err() {
+                            break;
+                        }
+                    }
+                    peer.close().await;
+                });
+                Ok::<_, String>((received, task))
             }));
         }
         for j in joins {
@@ -89,7 +106,7 @@ pub async fn run(api: &Api, p: Params) -> anyhow::Result<Report> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while viewers
         .iter()
-        .any(|(_, v)| v.received.count("lt-expert", "video/VP8") == 0)
+        .any(|(r, _)| r.count("lt-expert", "video/VP8") == 0)
     {
         if Instant::now() > deadline {
             anyhow::bail!("not every subscriber received video within 60 s");
@@ -97,7 +114,7 @@ pub async fn run(api: &Api, p: Params) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let total = |vs: &[(WsClient, Peer)]| vs.iter().map(|(_, v)| v.received.total()).sum::<u64>();
+    let total = |vs: &[(Arc<Received>, tokio::task::JoinHandle<()>)]| vs.iter().map(|(r, _)| r.total()).sum::<u64>();
     let u0 = api.server_usage().await?;
     let (sent0, got0) = (publisher.sent.load(Ordering::Relaxed), total(&viewers));
     measuring.store(true, Ordering::Relaxed);
@@ -117,18 +134,21 @@ pub async fn run(api: &Api, p: Params) -> anyhow::Result<Report> {
     }
     eprintln!();
     measuring.store(false, Ordering::Relaxed);
-    // Let packets in flight land before counting.
-    let sent = publisher.sent.load(Ordering::Relaxed) - sent0;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stop sending, let packets in flight land, then count both ends.
+    publisher_running(&publisher);
     let elapsed = t0.elapsed().as_secs_f64();
     let u1 = api.server_usage().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = publisher.sent.load(Ordering::Relaxed) - sent0;
     let delivered = total(&viewers) - got0;
     let expected = sent * viewers.len() as u64;
     let forwarded = u1.rtp_forwarded - u0.rtp_forwarded;
     let cpu = u1.cpu_seconds - u0.cpu_seconds;
     let h = hist.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for (_, v) in &viewers {
-        v.close().await;
+    stop.store(true, Ordering::Relaxed);
+    let clients = viewers.len() as u64 + 1;
+    for (_, task) in viewers {
+        let _ = task.await;
     }
     drop(publisher);
     Ok(Report {
@@ -139,7 +159,7 @@ pub async fn run(api: &Api, p: Params) -> anyhow::Result<Report> {
             "audio_packets_s": 50,
         }),
         duration_s: elapsed,
-        clients: viewers.len() as u64 + 1,
+        clients,
         sent,
         expected,
         delivered,

@@ -306,6 +306,13 @@ pub struct Publisher {
     pub sent: Arc<AtomicU64>,
 }
 
+impl Publisher {
+    /// Stops sending; the connection stays open until the publisher is dropped.
+    pub fn stop(&self) {
+        self.running.store(false, Ordering::Relaxed);
+    }
+}
+
 impl Drop for Publisher {
     fn drop(&mut self) {
         self.running.store(false, Ordering::Relaxed);
