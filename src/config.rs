@@ -33,6 +33,9 @@ pub struct Config {
 pub struct Limits {
     /// Largest client frame handled; larger ones get `frame_too_large`.
     pub max_frame_bytes: usize,
+    /// Largest `media_publish` / `media_answer` frame (SDP with several
+    /// tracks and simulcast easily passes 16 KiB).
+    pub max_sdp_bytes: usize,
     /// Default longest chat message, question or reply, in characters.
     pub chat_max_length: usize,
     /// Chat messages a participant may send in a burst…
@@ -78,6 +81,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_frame_bytes: 16 * 1024,
+            max_sdp_bytes: 64 * 1024,
             chat_max_length: 2000,
             chat_burst: 5,
             chat_per_sec: 1.0,
@@ -120,6 +124,16 @@ impl Config {
             return Err(
                 "limits: send_queue >= 16, and resume_buffer, chat_burst, frame_burst >= 1".into(),
             );
+        }
+        let m = &self.media;
+        if (m.udp_port_min == 0) != (m.udp_port_max == 0) || m.udp_port_max < m.udp_port_min {
+            return Err("media: udp_port_min and udp_port_max must both be 0 (any port) or a range min <= max".into());
+        }
+        if m.keyframe_interval_ms < 100 {
+            return Err("media.keyframe_interval_ms must be at least 100".into());
+        }
+        if l.max_sdp_bytes < l.max_frame_bytes {
+            return Err("limits.max_sdp_bytes must be at least limits.max_frame_bytes".into());
         }
         let positive = |x: f64| x > 0.0 && x.is_finite();
         if !positive(l.chat_per_sec) || !positive(l.frame_per_sec) || l.idle_timeout_secs == 0 {

@@ -26,6 +26,8 @@ pub const SINK_QUEUE: usize = 512;
 /// A published track and who receives it.
 pub struct Publication {
     pub info: TrackInfo,
+    /// The publisher's own track id (msid), to notice it leaving the SDP.
+    pub msid: String,
     /// The codec as the publisher negotiated it; subscribers get the same.
     pub codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec,
     /// The first SSRC seen (the only one unless the publisher simulcasts).
@@ -58,6 +60,7 @@ pub struct Sink {
 impl Publication {
     pub fn new(
         info: TrackInfo,
+        msid: String,
         codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec,
         ssrc: u32,
         remote: Arc<dyn TrackRemote>,
@@ -66,6 +69,7 @@ impl Publication {
     ) -> Publication {
         Publication {
             info,
+            msid,
             codec,
             ssrc,
             layers: RwLock::new(Vec::new()),

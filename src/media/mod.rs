@@ -16,7 +16,8 @@ pub mod speaker;
 
 use crate::http::metrics::Metrics;
 use crate::protocol::{
-    IceCandidate, IceServer, MediaTarget, ServerMsg, TrackInfo, TrackKind, TrackSource,
+    ClientMsg, ErrorCode, IceCandidate, IceServer, MediaTarget, ReqId, ServerMsg, TrackInfo,
+    TrackKind, TrackSource,
 };
 use crate::room::conn::ConnHandle;
 use engine::PortPicker;
@@ -54,7 +55,7 @@ pub struct MediaConfig {
     /// UDP port range for media (inclusive); 0 and 0 for any free port.
     pub udp_port_min: u16,
     pub udp_port_max: u16,
-    /// STUN/TURN servers handed to clients (and used by the server).
+    /// STUN/TURN servers handed to clients in `welcome` (the server uses none).
     pub ice_servers: Vec<IceServer>,
     /// Minimum time between keyframe requests sent to one publisher track.
     pub keyframe_interval_ms: u64,
@@ -103,6 +104,23 @@ pub enum MediaNote {
         identity: String,
         speaking: bool,
     },
+}
+
+/// Media work the room hands over, done in order by one task per room.
+pub enum MediaJob {
+    /// A member's media request; the answer goes straight to `conn`.
+    Request {
+        identity: String,
+        msg: ClientMsg,
+        req_id: Option<ReqId>,
+        conn: ConnHandle,
+    },
+    /// A member's WebSocket (re)connected.
+    Attach { identity: String, conn: ConnHandle },
+    /// The member may no longer publish.
+    Unpublish(String),
+    /// The member left: close both connections.
+    Remove(String),
 }
 
 /// Why a media request failed.
@@ -224,6 +242,76 @@ impl MediaRoom {
         })
     }
 
+    /// Starts the task that carries out [`MediaJob`]s in order; it ends when
+    /// the returned sender is dropped.
+    pub fn start_worker(self: Arc<Self>) -> tokio::sync::mpsc::UnboundedSender<MediaJob> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                self.run_job(job).await;
+            }
+        });
+        tx
+    }
+
+    async fn run_job(self: &Arc<Self>, job: MediaJob) {
+        match job {
+            MediaJob::Attach { identity, conn } => self.attach(&identity, conn).await,
+            MediaJob::Unpublish(identity) => self.unpublish(&identity).await,
+            MediaJob::Remove(identity) => self.remove_member(&identity).await,
+            MediaJob::Request {
+                identity,
+                msg,
+                req_id,
+                conn,
+            } => {
+                let result: Result<Option<serde_json::Value>, MediaError> = match msg {
+                    ClientMsg::MediaPublish {
+                        sdp,
+                        sources,
+                        reset,
+                    } => self
+                        .publish(&identity, sdp, sources, reset)
+                        .await
+                        .map(|sdp| Some(serde_json::json!({ "sdp": sdp }))),
+                    ClientMsg::MediaUnpublish => {
+                        self.unpublish(&identity).await;
+                        Ok(None)
+                    }
+                    ClientMsg::MediaSubscribe {
+                        audio_only,
+                        video,
+                        reset,
+                    } => self
+                        .subscribe(&identity, audio_only, video, reset)
+                        .await
+                        .map(|_| None),
+                    ClientMsg::MediaAnswer { sdp } => {
+                        self.answer(&identity, sdp).await.map(|_| None)
+                    }
+                    ClientMsg::MediaQuality { track_id, quality } => self
+                        .set_quality(&identity, &track_id, quality)
+                        .await
+                        .map(|_| None),
+                    ClientMsg::MediaIce { target, candidate } => self
+                        .add_ice(&identity, target, candidate)
+                        .await
+                        .map(|_| None),
+                    _ => Ok(None),
+                };
+                let frame = match result {
+                    Ok(result) => crate::room::actor::encode(&ServerMsg::Ack { req_id, result }),
+                    Err(e) => crate::room::actor::encode(&ServerMsg::Error {
+                        req_id,
+                        code: ErrorCode::MediaFailed,
+                        message: e.to_string(),
+                    }),
+                };
+                let _ = conn.send(frame);
+            }
+        }
+    }
+
     async fn new_pc(self: &Arc<Self>, publisher_of: Option<&str>) -> Result<Pc, MediaError> {
         let (tx, rx) = watch::channel(false);
         let handler = Arc::new(Handler {
@@ -281,6 +369,7 @@ impl MediaRoom {
             self.unpublish(identity).await;
         }
         let audio_level_id = sdp::extmap_id(&offer, engine::AUDIO_LEVEL_URI);
+        let offer_text = offer.clone();
         let mut inner = self.inner.lock().await;
         if inner.closed {
             return Err(MediaError::NoConnection("open"));
@@ -306,6 +395,22 @@ impl MediaRoom {
         .await;
         match result {
             Ok(sdp) => {
+                if !fresh {
+                    // A renegotiation may have dropped tracks: end those.
+                    let sending = sdp::sending_track_ids(&offer_text);
+                    let ended: Vec<String> = inner
+                        .publications
+                        .values()
+                        .filter(|p| p.info.owner == identity && !sending.contains(&p.msid))
+                        .map(|p| p.info.id.clone())
+                        .collect();
+                    for id in &ended {
+                        self.end_publication(&mut inner, id);
+                    }
+                    if !ended.is_empty() {
+                        self.sync_all(&mut inner).await;
+                    }
+                }
                 let m = inner.members.entry(identity.to_string()).or_default();
                 m.sources.extend(sources);
                 if let Some(id) = audio_level_id {
@@ -604,9 +709,9 @@ impl MediaRoom {
                 TrackKind::Video => RtpCodecKind::Video,
             };
             let out = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-                p.info.owner.clone(),
+                sdp::token(&p.info.owner),
                 p.info.id.clone(),
-                format!("{}:{}", p.info.owner, p.info.id),
+                format!("{}:{}", sdp::token(&p.info.owner), p.info.id),
                 kind,
                 vec![RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
@@ -703,7 +808,8 @@ async fn run_publication(room: Weak<MediaRoom>, owner: String, track: Arc<dyn Tr
             TrackKind::Video => None,
         };
         let info = TrackInfo {
-            id: format!("TR{}", inner.next_track),
+            // Unique across room reloads and restarts too.
+            id: format!("TR{}{}", inner.next_track, &crate::http::api::new_id()[..6]),
             owner: owner.clone(),
             kind,
             source,
@@ -711,6 +817,7 @@ async fn run_publication(room: Weak<MediaRoom>, owner: String, track: Arc<dyn Tr
         };
         let p = Arc::new(Publication::new(
             info.clone(),
+            msid.clone(),
             codec,
             ssrc,
             track.clone(),

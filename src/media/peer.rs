@@ -304,12 +304,58 @@ pub struct Publisher {
     pub level: Arc<AtomicU8>,
     /// RTP packets written.
     pub sent: Arc<AtomicU64>,
+    /// The video sender, to remove the camera by renegotiation.
+    pub video_sender: Option<Arc<dyn RtpSender>>,
 }
 
 impl Publisher {
     /// Stops sending; the connection stays open until the publisher is dropped.
     pub fn stop(&self) {
         self.running.store(false, Ordering::Relaxed);
+    }
+
+    /// Removes the camera and renegotiates, as a browser does when a track
+    /// is stopped.
+    pub async fn remove_video(&mut self, signal: &mut dyn Signal) -> Result<(), String> {
+        let sender = self.video_sender.take().ok_or("no video")?;
+        self.peer
+            .pc
+            .remove_track(&sender)
+            .await
+            .map_err(|e| e.to_string())?;
+        let offer = self
+            .peer
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.peer
+            .pc
+            .set_local_description(offer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let sdp = self
+            .peer
+            .pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        let answer = signal
+            .request(ClientMsg::MediaPublish {
+                sdp,
+                sources: HashMap::new(),
+                reset: false,
+            })
+            .await?;
+        let desc =
+            RTCSessionDescription::answer(answer["sdp"].as_str().unwrap_or_default().to_string())
+                .map_err(|e| e.to_string())?;
+        self.peer
+            .pc
+            .set_remote_description(desc)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -460,7 +506,9 @@ pub async fn publish(signal: &mut dyn Signal, opts: PublishOptions) -> Result<Pu
         .set_remote_description(desc)
         .await
         .map_err(|e| e.to_string())?;
+    let video_sender = outgoing.iter().find(|o| o.video).map(|o| o.sender.clone());
     let publisher = Publisher {
+        video_sender,
         peer,
         running: Arc::new(AtomicBool::new(true)),
         keyframe_requests: Arc::new(AtomicU64::new(0)),

@@ -42,6 +42,51 @@ pub fn announce_ip(sdp: &str, local: IpAddr, public: IpAddr) -> String {
     out
 }
 
+/// Track ids (the second `a=msid` value) of the media sections that send:
+/// a publisher's renegotiated offer no longer lists a track it removed.
+pub fn sending_track_ids(sdp: &str) -> std::collections::HashSet<String> {
+    let mut ids = std::collections::HashSet::new();
+    for section in sdp.split("\nm=").skip(1) {
+        let rejected = section.split_whitespace().nth(1) == Some("0");
+        let mut sends = true;
+        let mut track = None;
+        for line in section.lines() {
+            let line = line.trim_end();
+            match line {
+                "a=recvonly" | "a=inactive" => sends = false,
+                _ => {}
+            }
+            if let Some(msid) = line.strip_prefix("a=msid:") {
+                track = msid.split(' ').nth(1).map(str::to_string);
+            }
+        }
+        if let (false, true, Some(t)) = (rejected, sends, track) {
+            ids.insert(t);
+        }
+    }
+    ids
+}
+
+/// Makes an identity safe as an SDP stream id (msid: 1–64 token characters).
+pub fn token(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if t.is_empty() {
+        "_".into()
+    } else {
+        t
+    }
+}
+
 /// The id an SDP gives a header extension (`a=extmap:ID[/dir] URI`).
 pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
     sdp.lines().find_map(|line| {
@@ -55,6 +100,18 @@ pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_sending_tracks_and_makes_tokens() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\na=msid:s mic\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=inactive\r\na=msid:s cam\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\na=msid:s old\r\n";
+        let ids = sending_track_ids(sdp);
+        assert!(
+            ids.contains("mic") && !ids.contains("cam") && !ids.contains("old"),
+            "{ids:?}"
+        );
+        assert_eq!(token("王 老师"), "____");
+        assert_eq!(token("t-001"), "t-001");
+    }
 
     #[test]
     fn finds_extension_ids() {

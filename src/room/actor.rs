@@ -11,7 +11,7 @@ use super::logic::{Actor, Rejection};
 use super::registry::{SessionPatch, Shared};
 use super::state::ClassState;
 use crate::auth::{Claims, TokenType};
-use crate::media::{MediaError, MediaNote, MediaRoom};
+use crate::media::{MediaJob, MediaNote, MediaRoom};
 use crate::protocol::{
     close, ClientMsg, ErrorCode, Event, EventKind, LeaveReason, ParticipantInfo, Permission, ReqId,
     ServerMsg, SessionInfo, Timestamp, Welcome, You,
@@ -143,13 +143,7 @@ struct Batch {
     admin: Vec<(oneshot::Sender<Result<SessionInfo, Rejection>>, SessionInfo)>,
     barriers: Vec<oneshot::Sender<()>>,
     /// Media consequences, carried out only once the batch is stored.
-    media: Vec<MediaAction>,
-}
-
-enum MediaAction {
-    Attach(String, ConnHandle),
-    Unpublish(String),
-    Remove(String),
+    media: Vec<MediaJob>,
 }
 
 /// A token bucket: `burst` at once, then `per_sec`.
@@ -191,6 +185,8 @@ pub(super) struct RoomActor {
     broken: bool,
     /// The media side of the room (peer connections, forwarding).
     media: Arc<MediaRoom>,
+    /// Media work, done in order by one task per room.
+    media_jobs: mpsc::UnboundedSender<MediaJob>,
 }
 
 pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Utf8Bytes {
@@ -290,6 +286,7 @@ impl RoomActor {
         media: Arc<MediaRoom>,
     ) -> RoomActor {
         RoomActor {
+            media_jobs: media.clone().start_worker(),
             media,
             id,
             gen,
@@ -604,8 +601,10 @@ impl RoomActor {
                 ));
             }
         }
-        b.media
-            .push(MediaAction::Attach(actor.identity.clone(), conn.clone()));
+        b.media.push(MediaJob::Attach {
+            identity: actor.identity.clone(),
+            conn: conn.clone(),
+        });
         self.by_identity.insert(actor.identity.clone(), id);
         self.conns.insert(
             id,
@@ -747,47 +746,17 @@ impl RoomActor {
         let Some(conn) = self.conns.get(&conn_id).map(|c| c.handle.clone()) else {
             return;
         };
-        let media = self.media.clone();
-        let identity = actor.identity.clone();
-        tokio::spawn(async move {
-            let result: Result<Option<serde_json::Value>, MediaError> = match msg {
-                ClientMsg::MediaPublish {
-                    sdp,
-                    sources,
-                    reset,
-                } => media
-                    .publish(&identity, sdp, sources, reset)
-                    .await
-                    .map(|sdp| Some(serde_json::json!({ "sdp": sdp }))),
-                ClientMsg::MediaUnpublish => {
-                    media.unpublish(&identity).await;
-                    Ok(None)
-                }
-                ClientMsg::MediaSubscribe {
-                    audio_only,
-                    video,
-                    reset,
-                } => media
-                    .subscribe(&identity, audio_only, video, reset)
-                    .await
-                    .map(|_| None),
-                ClientMsg::MediaAnswer { sdp } => media.answer(&identity, sdp).await.map(|_| None),
-                ClientMsg::MediaQuality { track_id, quality } => media
-                    .set_quality(&identity, &track_id, quality)
-                    .await
-                    .map(|_| None),
-                ClientMsg::MediaIce { target, candidate } => media
-                    .add_ice(&identity, target, candidate)
-                    .await
-                    .map(|_| None),
-                _ => Ok(None),
-            };
-            let frame = match result {
-                Ok(result) => encode(&ServerMsg::Ack { req_id, result }),
-                Err(e) => error_frame(req_id, ErrorCode::MediaFailed, e.to_string()),
-            };
-            let _ = conn.send(frame);
+        // One queue per room keeps a member's media requests in the order sent.
+        self.media_job(MediaJob::Request {
+            identity: actor.identity.clone(),
+            msg,
+            req_id,
+            conn,
         });
+    }
+
+    fn media_job(&self, job: MediaJob) {
+        let _ = self.media_jobs.send(job);
     }
 
     /// A track started or ended in the media layer.
@@ -803,7 +772,7 @@ impl RoomActor {
                     self.emit(EventKind::TrackPublished { track }, now, b);
                 } else {
                     // Lost a race with a stage removal: stop it again.
-                    b.media.push(MediaAction::Unpublish(track.owner));
+                    b.media.push(MediaJob::Unpublish(track.owner));
                 }
             }
             MediaNote::Speaking { identity, speaking } => {
@@ -828,6 +797,11 @@ impl RoomActor {
         let identity = conn.actor.identity;
         if self.by_identity.get(&identity) == Some(&conn_id) {
             self.by_identity.remove(&identity);
+            // Observers have no attendance (and so no leave): their media
+            // ends with their connection.
+            if !conn.actor.role.is_listed() {
+                self.media_job(MediaJob::Remove(identity.clone()));
+            }
         }
         if self.state.members.get(&identity).is_some_and(|m| m.present) {
             self.away.insert(identity, now);
@@ -896,7 +870,7 @@ impl RoomActor {
                     b.out.push(Out::Close(*id, code, why));
                 }
                 self.away.remove(identity);
-                b.media.push(MediaAction::Remove(identity.clone()));
+                b.media.push(MediaJob::Remove(identity.clone()));
                 vec![]
             }
             EventKind::SessionEnded { .. } => {
@@ -908,11 +882,17 @@ impl RoomActor {
             }
             _ => vec![],
         };
-        // Whoever may no longer publish stops publishing, within this batch.
-        for identity in &affected {
-            let role = self.state.members.get(*identity).map(|m| m.role);
-            if role.is_some_and(|r| !self.state.can_publish(identity, r)) {
-                b.media.push(MediaAction::Unpublish(identity.to_string()));
+        // Whoever may no longer publish stops publishing (also members inside
+        // their grace period, whose tracks may still be flowing).
+        let revoke: Vec<String> = match kind {
+            EventKind::StageLeft { identity, .. } => vec![identity.clone()],
+            EventKind::StageLocked { .. } => self.state.present_identities(),
+            _ => vec![],
+        };
+        for identity in revoke {
+            let role = self.state.members.get(&identity).map(|m| m.role);
+            if role.is_some_and(|r| !self.state.can_publish(&identity, r)) {
+                b.media.push(MediaJob::Unpublish(identity));
             }
         }
         let mut frames = Vec::new();
@@ -955,19 +935,8 @@ impl RoomActor {
                     .events_stored
                     .fetch_add(events as u64, Ordering::Relaxed);
                 self.deliver(b.out);
-                for action in b.media {
-                    let media = self.media.clone();
-                    match action {
-                        MediaAction::Attach(id, conn) => {
-                            tokio::spawn(async move { media.attach(&id, conn).await });
-                        }
-                        MediaAction::Unpublish(id) => {
-                            tokio::spawn(async move { media.unpublish(&id).await });
-                        }
-                        MediaAction::Remove(id) => {
-                            tokio::spawn(async move { media.remove_member(&id).await });
-                        }
-                    }
+                for job in b.media {
+                    self.media_job(job);
                 }
                 for (_, reply) in b.joins {
                     let _ = reply.send(Ok(()));
@@ -1086,6 +1055,9 @@ impl RoomActor {
         for (id, code, why) in closes {
             if let Some(conn) = self.conns.remove(&id) {
                 conn.handle.closer.close(code, why);
+                if !conn.actor.role.is_listed() {
+                    self.media_job(MediaJob::Remove(conn.actor.identity.clone()));
+                }
                 if self.by_identity.get(&conn.actor.identity) == Some(&id) {
                     self.by_identity.remove(&conn.actor.identity);
                 }

@@ -197,6 +197,12 @@ impl ClassState {
             });
         }
         // Explicit, like the stage: audience-mode members see no leaves.
+        if self.speaking.iter().any(|s| s == identity) {
+            events.push(EventKind::Speaking {
+                identity: identity.to_string(),
+                speaking: false,
+            });
+        }
         for t in self.tracks.iter().filter(|t| t.owner == identity) {
             events.push(EventKind::TrackUnpublished {
                 track_id: t.id.clone(),

@@ -109,7 +109,11 @@ pub async fn ws_handler(
     let limits = &app.config.limits;
     // A hard cap well above the frame limit: frames between the two get a
     // `frame_too_large` error and the connection stays up.
-    let hard_cap = limits.max_frame_bytes.saturating_mul(4).max(64 * 1024);
+    let hard_cap = limits
+        .max_frame_bytes
+        .saturating_mul(4)
+        .max(limits.max_sdp_bytes + 1024)
+        .max(64 * 1024);
     let actor = Actor {
         identity: claims.sub,
         name: claims.name,
@@ -169,6 +173,13 @@ impl FrameBudget {
 
 fn encode(msg: &ServerMsg) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(msg).expect("protocol types serialize"))
+}
+
+fn carries_sdp(msg: &ClientMsg) -> bool {
+    matches!(
+        msg,
+        ClientMsg::MediaPublish { .. } | ClientMsg::MediaAnswer { .. }
+    )
 }
 
 /// Why a frame was refused at the edge: `(req_id if readable, code, message)`.
@@ -340,16 +351,15 @@ async fn read_loop(
             Message::Ping(_) | Message::Pong(_) => continue,
         };
         app.metrics.messages_in.fetch_add(1, Ordering::Relaxed);
-        let verdict = if text.len() > limits.max_frame_bytes {
+        let too_large = |req_id, limit: usize| {
             Err((
-                None,
+                req_id,
                 ErrorCode::FrameTooLarge,
-                format!(
-                    "frame has {} bytes; the limit is {}",
-                    text.len(),
-                    limits.max_frame_bytes
-                ),
+                format!("frame has {} bytes; the limit is {limit}", text.len()),
             ))
+        };
+        let verdict = if text.len() > limits.max_sdp_bytes {
+            too_large(None, limits.max_frame_bytes)
         } else if !budget.take() {
             Err((
                 None,
@@ -357,7 +367,13 @@ async fn read_loop(
                 "too many frames; slow down".into(),
             ))
         } else {
-            decode(&text)
+            match decode(&text) {
+                // Only SDP-carrying frames may use the larger limit.
+                Ok((req_id, msg)) if text.len() > limits.max_frame_bytes && !carries_sdp(&msg) => {
+                    too_large(req_id, limits.max_frame_bytes)
+                }
+                other => other,
+            }
         };
         match verdict {
             Ok((_, ClientMsg::Ping)) => queue(app, tx, closer, encode(&ServerMsg::Pong)),

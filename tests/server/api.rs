@@ -189,7 +189,13 @@ async fn health_and_metrics_report_live_numbers() {
     assert!(metric("lectern_messages_in_total") >= 1);
     assert!(metric("lectern_messages_out_total") >= 2);
     assert_eq!(metric("lectern_queue_drops_total"), 0);
-    assert!(metric("process_resident_memory_bytes") > 1_000_000, "RSS is reported");
-    assert!(text.contains("\nprocess_cpu_seconds_total "), "CPU time is reported");
+    assert!(
+        metric("process_resident_memory_bytes") > 1_000_000,
+        "RSS is reported"
+    );
+    assert!(
+        text.contains("\nprocess_cpu_seconds_total "),
+        "CPU time is reported"
+    );
     s.stop().await;
 }

@@ -546,3 +546,150 @@ async fn the_seminar_lock_stops_participants_but_not_the_tutor() {
     assert_eq!(publish(&mut p, false).await.err(), Some("forbidden".into()));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_removed_by_renegotiation_ends_for_everyone() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut viewer = s.join(&id, "viewer", Role::Participant).await;
+    let mut publisher = publish(&mut host, true).await.unwrap();
+    for _ in 0..2 {
+        viewer.wait_type("track_published").await;
+    }
+    publisher
+        .remove_video(&mut host)
+        .await
+        .expect("renegotiated without video");
+    let gone = viewer.wait_type("track_unpublished").await;
+    assert_eq!(gone["owner"], "host");
+    let late = s.join(&id, "late", Role::Participant).await;
+    let tracks = late.welcome["tracks"].as_array().unwrap();
+    assert_eq!(tracks.len(), 1, "{tracks:?}");
+    assert_eq!(tracks[0]["kind"], "audio");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_while_speaking_clears_the_highlight_for_the_audience() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Qa).await;
+    let mut host = s.join(&id, "expert", Role::Host).await;
+    let mut viewer = s.join(&id, "viewer", Role::Participant).await;
+    let publisher = publish(&mut host, false).await.unwrap();
+    viewer.wait_type("track_published").await;
+    publisher
+        .level
+        .store(20, std::sync::atomic::Ordering::Relaxed);
+    viewer
+        .wait(|f| f["type"] == "speaking" && f["speaking"] == true)
+        .await;
+    host.request(ClientMsg::Leave).await.unwrap();
+    let off = viewer
+        .wait(|f| f["type"] == "speaking" && f["speaking"] == false)
+        .await;
+    assert_eq!(off["identity"], "expert");
+    viewer.wait_type("track_unpublished").await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_s_media_ends_with_its_connection() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Qa).await;
+    let mut host = s.join(&id, "expert", Role::Host).await;
+    let _p = publish(&mut host, true).await.unwrap();
+    for _ in 0..2 {
+        host.wait_type("track_published").await;
+    }
+    let mut obs = s.join(&id, "inspector", Role::Observer).await;
+    let peer = subscribe(&mut obs, false).await;
+    let r = peer.received.clone();
+    eventually(10, "the observer watches", move || {
+        r.count("expert", "video/VP8") > 0
+    })
+    .await;
+    let gauge = |m: &str| -> i64 {
+        m.lines()
+            .find(|l| l.starts_with("lectern_peer_connections "))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap()
+    };
+    let (_, m) = s.api_text("GET", "/metrics", None).await;
+    assert_eq!(gauge(&m), 2, "host publisher + observer subscriber");
+    obs.drop_connection().await;
+    peer.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, m) = s.api_text("GET", "/metrics", None).await;
+        if gauge(&m) == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "observer's connection not released"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_also_stops_a_publisher_whose_link_just_dropped() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut tutor = s.join(&id, "tutor", Role::Host).await;
+    let mut p = s.join(&id, "p", Role::Participant).await;
+    let _pub = publish(&mut p, false).await.unwrap();
+    tutor.wait_type("track_published").await;
+    p.drop_connection().await; // inside the grace period; media still flows
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tutor
+        .request(ClientMsg::StageLock { locked: true })
+        .await
+        .unwrap();
+    let gone = tutor.wait_type("track_unpublished").await;
+    assert_eq!(gone["owner"], "p");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_offer_is_accepted_but_a_large_chat_frame_is_not() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut peer = Peer::new().await.unwrap();
+    let _t = peer
+        .pc
+        .add_transceiver_from_kind(rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio, None)
+        .await
+        .unwrap();
+    let offer = peer.pc.create_offer(None).await.unwrap();
+    peer.pc.set_local_description(offer).await.unwrap();
+    let mut sdp = peer.local_sdp().await;
+    // Pad past the 16 KiB frame limit with session-level attributes, as
+    // offers with many tracks and simulcast do.
+    let pad: String = (0..20)
+        .map(|i| format!("a=x-pad{i}:{}\r\n", "p".repeat(1000)))
+        .collect();
+    let at = sdp.find("m=").unwrap();
+    sdp.insert_str(at, &pad);
+    assert!(sdp.len() > 16 * 1024);
+    let answer = host
+        .request(ClientMsg::MediaPublish {
+            sdp,
+            sources: Default::default(),
+            reset: false,
+        })
+        .await;
+    assert!(answer.is_ok(), "large offer refused: {answer:?}");
+    assert_eq!(
+        host.request(ClientMsg::ChatSend {
+            text: "x".repeat(17 * 1024)
+        })
+        .await,
+        Err("frame_too_large".into())
+    );
+    peer.close().await;
+    s.stop().await;
+}
