@@ -78,7 +78,11 @@ pub async fn run(api: &Api, p: Params) -> anyhow::Result<Report> {
                 let received = peer.received.clone();
                 let task = tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
-                        if peer.answer_next_offer(&mut c, Duration::from_millis(500)).await.is_err() {
+                        if peer
+                            .answer_next_offer(&mut c, Duration::from_millis(500))
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -114,7 +118,9 @@ pub async fn run(api: &Api, p: Params) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let total = |vs: &[(Arc<Received>, tokio::task::JoinHandle<()>)]| vs.iter().map(|(r, _)| r.total()).sum::<u64>();
+    let total = |vs: &[(Arc<Received>, tokio::task::JoinHandle<()>)]| {
+        vs.iter().map(|(r, _)| r.total()).sum::<u64>()
+    };
     let u0 = api.server_usage().await?;
     let (sent0, got0) = (publisher.sent.load(Ordering::Relaxed), total(&viewers));
     measuring.store(true, Ordering::Relaxed);
