@@ -693,3 +693,103 @@ async fn a_large_offer_is_accepted_but_a_large_chat_frame_is_not() {
     peer.close().await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_chooses_which_videos_to_receive() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut a = s.join(&id, "a", Role::Participant).await;
+    let mut b = s.join(&id, "b", Role::Participant).await;
+    let mut viewer = s.join(&id, "viewer", Role::Participant).await;
+    let _pa = publish(&mut a, true).await.unwrap();
+    let _pb = publish(&mut b, true).await.unwrap();
+    let mut a_video = None;
+    for _ in 0..4 {
+        let t = viewer.wait_type("track_published").await;
+        if t["track"]["owner"] == "a" && t["track"]["kind"] == "video" {
+            a_video = t["track"]["id"].as_str().map(str::to_string);
+        }
+    }
+    let a_video = a_video.expect("a's camera was announced");
+    let mut peer = Peer::new().await.unwrap();
+    viewer
+        .request(ClientMsg::MediaSubscribe {
+            audio_only: false,
+            video: Some(vec![a_video]),
+            reset: false,
+        })
+        .await
+        .unwrap();
+    assert!(peer
+        .answer_next_offer(&mut viewer, Duration::from_secs(5))
+        .await
+        .unwrap());
+    let r = peer.received.clone();
+    eventually(10, "a's video and both voices", move || {
+        r.count("a", "video/VP8") > 10
+            && r.count("a", "audio/opus") > 10
+            && r.count("b", "audio/opus") > 10
+    })
+    .await;
+    assert_eq!(
+        peer.received.count("b", "video/VP8"),
+        0,
+        "b's video was not chosen"
+    );
+    peer.close().await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_restart_keeps_the_publisher_s_tracks() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut viewer = s.join(&id, "viewer", Role::Participant).await;
+    let publisher = publish(&mut host, true).await.unwrap();
+    for _ in 0..2 {
+        viewer.wait_type("track_published").await;
+    }
+    let sub = subscribe(&mut viewer, false).await;
+    let r = sub.received.clone();
+    eventually(10, "media before the restart", move || {
+        r.count("host", "video/VP8") > 5
+    })
+    .await;
+
+    // The network changed: the client restarts ICE on the same connection.
+    let pc = &publisher.peer.pc;
+    pc.restart_ice().await.unwrap();
+    let offer = pc.create_offer(None).await.unwrap();
+    pc.set_local_description(offer).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sdp = pc.local_description().await.unwrap().sdp;
+    let answer = host
+        .request(ClientMsg::MediaPublish {
+            sdp,
+            sources: Default::default(),
+            reset: false,
+        })
+        .await
+        .expect("restart offer accepted");
+    pc.set_remote_description(
+        rtc::peer_connection::sdp::RTCSessionDescription::answer(
+            answer["sdp"].as_str().unwrap().to_string(),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    viewer
+        .assert_none(Duration::from_millis(500), "the tracks ending", |f| {
+            f["type"] == "track_unpublished"
+        })
+        .await;
+    let before = sub.received.count("host", "video/VP8");
+    let r = sub.received.clone();
+    eventually(10, "media after the restart", move || {
+        r.count("host", "video/VP8") > before + 20
+    })
+    .await;
+    s.stop().await;
+}
