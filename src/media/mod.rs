@@ -398,18 +398,10 @@ impl MediaRoom {
                 if !fresh {
                     // A renegotiation may have dropped tracks: end those.
                     let sending = sdp::sending_track_ids(&offer_text);
-                    let ended: Vec<String> = inner
-                        .publications
-                        .values()
-                        .filter(|p| p.info.owner == identity && !sending.contains(&p.msid))
-                        .map(|p| p.info.id.clone())
-                        .collect();
-                    for id in &ended {
-                        self.end_publication(&mut inner, id);
-                    }
-                    if !ended.is_empty() {
-                        self.sync_all(&mut inner).await;
-                    }
+                    self.end_publications(&mut inner, |p| {
+                        p.info.owner == identity && !sending.contains(&p.msid)
+                    })
+                    .await;
                 }
                 let m = inner.members.entry(identity.to_string()).or_default();
                 m.sources.extend(sources);
@@ -441,18 +433,8 @@ impl MediaRoom {
             .members
             .get_mut(identity)
             .and_then(|m| m.publisher.take());
-        let ended: Vec<String> = inner
-            .publications
-            .values()
-            .filter(|p| p.info.owner == identity)
-            .map(|p| p.info.id.clone())
-            .collect();
-        for id in &ended {
-            self.end_publication(&mut inner, id);
-        }
-        if !ended.is_empty() {
-            self.sync_all(&mut inner).await;
-        }
+        self.end_publications(&mut inner, |p| p.info.owner == identity)
+            .await;
         drop(inner);
         if let Some(pc) = pc {
             self.close_pc(pc).await;
@@ -608,6 +590,26 @@ impl MediaRoom {
             if let Some(sub) = m.subscriber.take() {
                 self.close_pc(sub.pc).await;
             }
+        }
+    }
+
+    /// Ends the publications `which` selects and updates every subscriber.
+    async fn end_publications(
+        self: &Arc<Self>,
+        inner: &mut Inner,
+        which: impl Fn(&Publication) -> bool,
+    ) {
+        let ended: Vec<String> = inner
+            .publications
+            .values()
+            .filter(|p| which(p))
+            .map(|p| p.info.id.clone())
+            .collect();
+        for id in &ended {
+            self.end_publication(inner, id);
+        }
+        if !ended.is_empty() {
+            self.sync_all(inner).await;
         }
     }
 

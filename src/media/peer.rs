@@ -187,6 +187,29 @@ impl Peer {
             .unwrap_or_default()
     }
 
+    /// Creates and applies an offer; returns it with every candidate.
+    pub async fn offer(&mut self) -> Result<String, String> {
+        let offer = self
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(self.local_sdp().await)
+    }
+
+    /// Applies the server's answer to our offer.
+    pub async fn accept_answer(&self, sdp: &str) -> Result<(), String> {
+        let desc = RTCSessionDescription::answer(sdp.to_string()).map_err(|e| e.to_string())?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Applies a server offer and returns our answer.
     pub async fn answer(&mut self, offer: String) -> Result<String, String> {
         let desc = RTCSessionDescription::offer(offer).map_err(|e| e.to_string())?;
@@ -323,24 +346,7 @@ impl Publisher {
             .remove_track(&sender)
             .await
             .map_err(|e| e.to_string())?;
-        let offer = self
-            .peer
-            .pc
-            .create_offer(None)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.peer
-            .pc
-            .set_local_description(offer)
-            .await
-            .map_err(|e| e.to_string())?;
-        let sdp = self
-            .peer
-            .pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .unwrap_or_default();
+        let sdp = self.peer.offer().await?;
         let answer = signal
             .request(ClientMsg::MediaPublish {
                 sdp,
@@ -348,14 +354,9 @@ impl Publisher {
                 reset: false,
             })
             .await?;
-        let desc =
-            RTCSessionDescription::answer(answer["sdp"].as_str().unwrap_or_default().to_string())
-                .map_err(|e| e.to_string())?;
         self.peer
-            .pc
-            .set_remote_description(desc)
+            .accept_answer(answer["sdp"].as_str().unwrap_or_default())
             .await
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -477,16 +478,7 @@ pub async fn publish(signal: &mut dyn Signal, opts: PublishOptions) -> Result<Pu
         });
         sources.insert("cam".to_string(), TrackSource::Camera);
     }
-    let offer = peer
-        .pc
-        .create_offer(None)
-        .await
-        .map_err(|e| e.to_string())?;
-    peer.pc
-        .set_local_description(offer)
-        .await
-        .map_err(|e| e.to_string())?;
-    let sdp = peer.local_sdp().await;
+    let sdp = peer.offer().await?;
     let answer = match signal
         .request(ClientMsg::MediaPublish {
             sdp,
@@ -501,11 +493,7 @@ pub async fn publish(signal: &mut dyn Signal, opts: PublishOptions) -> Result<Pu
             return Err(code);
         }
     };
-    let desc = RTCSessionDescription::answer(answer).map_err(|e| e.to_string())?;
-    peer.pc
-        .set_remote_description(desc)
-        .await
-        .map_err(|e| e.to_string())?;
+    peer.accept_answer(&answer).await?;
     let video_sender = outgoing.iter().find(|o| o.video).map(|o| o.sender.clone());
     let publisher = Publisher {
         video_sender,
