@@ -1,5 +1,9 @@
-//! A WebSocket client for load scenarios: requests are matched to their
-//! answers by `req_id`; `media_offer` frames are queued for the media peer.
+//! WebSocket and REST clients for load scenarios.
+//!
+//! A [`WsClient`] matches answers to requests by `req_id` and queues
+//! `media_offer` frames for the media peer. Every other frame goes to an
+//! optional hook as raw text, so a scenario can look for its own markers
+//! without parsing JSON on the hot path.
 
 use anyhow::{anyhow, Context};
 use futures_util::{SinkExt, StreamExt};
@@ -7,77 +11,140 @@ use lectern::media::peer::Signal;
 use lectern::protocol::ClientMsg;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::MaybeTlsStream;
 
 type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Value>>>>;
 
+/// Called with the raw text of every frame that is not an answer or an offer.
+pub type FrameHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 pub struct WsClient {
-    out: mpsc::UnboundedSender<String>,
+    out: mpsc::UnboundedSender<Message>,
     pending: Pending,
     offers: mpsc::UnboundedReceiver<String>,
     next: i64,
+    /// The first frame (`welcome` or `resumed`), parsed.
+    pub first: Value,
+}
+
+/// Connects a TCP socket, from `source` when given (to spread connections
+/// over 127.0.0.x when one address runs out of ports).
+async fn tcp(url: &str, source: Option<IpAddr>) -> anyhow::Result<tokio::net::TcpStream> {
+    let hostport = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .ok_or_else(|| anyhow!("bad url {url}"))?;
+    let addr: SocketAddr = tokio::net::lookup_host(hostport)
+        .await?
+        .next()
+        .ok_or_else(|| anyhow!("cannot resolve {hostport}"))?;
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source {
+        sock.bind(SocketAddr::new(ip, 0))?;
+    }
+    Ok(sock.connect(addr).await?)
 }
 
 impl WsClient {
-    /// Connects and waits for the `welcome` frame.
+    /// Connects and waits for the first frame (`welcome` or `resumed`).
     pub async fn connect(url: &str) -> anyhow::Result<WsClient> {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        WsClient::connect_with(url, None, None).await
+    }
+
+    pub async fn connect_with(
+        url: &str,
+        source: Option<IpAddr>,
+        hook: Option<FrameHook>,
+    ) -> anyhow::Result<WsClient> {
+        let stream = tcp(url, source).await.context("tcp connect")?;
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
             .await
-            .context("websocket connect")?;
+            .context("websocket handshake")?;
         let (mut sink, mut stream) = ws.split();
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (offer_tx, offers) = mpsc::unbounded_channel();
-        let (welcome_tx, welcome_rx) = oneshot::channel();
+        let (first_tx, first_rx) = oneshot::channel();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         tokio::spawn(async move {
-            while let Some(text) = out_rx.recv().await {
-                if sink.send(Message::Text(text.into())).await.is_err() {
+            while let Some(msg) = out_rx.recv().await {
+                let close = matches!(msg, Message::Close(_));
+                if sink.send(msg).await.is_err() || close {
                     break;
                 }
             }
         });
         let p = pending.clone();
         tokio::spawn(async move {
-            let mut welcome_tx = Some(welcome_tx);
+            let mut first_tx = Some(first_tx);
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(&text) else {
-                    continue;
-                };
-                match v["type"].as_str() {
-                    Some("welcome") => {
-                        if let Some(tx) = welcome_tx.take() {
-                            let _ = tx.send(());
+                let t = text.as_str();
+                // Server frames that are not events begin with their type.
+                if t.starts_with(r#"{"type":"ack""#) || t.starts_with(r#"{"type":"error""#) {
+                    let Ok(v) = serde_json::from_str::<Value>(t) else {
+                        continue;
+                    };
+                    if let Some(id) = v["req_id"].as_i64() {
+                        if let Some(tx) = p.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+                            let _ = tx.send(v);
                         }
+                    } else if let Some(tx) = first_tx.take() {
+                        // Refused after the upgrade (e.g. kicked, storage).
+                        let _ = tx.send(v);
                     }
-                    Some("ack") | Some("error") => {
-                        if let Some(id) = v["req_id"].as_i64() {
-                            if let Some(tx) =
-                                p.lock().unwrap_or_else(|e| e.into_inner()).remove(&id)
-                            {
-                                let _ = tx.send(v);
-                            }
-                        }
-                    }
-                    Some("media_offer") => {
+                } else if t.starts_with(r#"{"type":"media_offer""#) {
+                    if let Ok(v) = serde_json::from_str::<Value>(t) {
                         let _ = offer_tx.send(v["sdp"].as_str().unwrap_or_default().to_string());
                     }
-                    _ => {}
+                } else if first_tx.is_some()
+                    && (t.starts_with(r#"{"type":"welcome""#)
+                        || t.starts_with(r#"{"type":"resumed""#))
+                {
+                    if let (Some(tx), Ok(v)) = (first_tx.take(), serde_json::from_str::<Value>(t)) {
+                        let _ = tx.send(v);
+                    }
+                } else if let Some(h) = &hook {
+                    h(t);
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(30), welcome_rx)
+        let first = tokio::time::timeout(Duration::from_secs(30), first_rx)
             .await
             .map_err(|_| anyhow!("no welcome within 30 s"))??;
+        if first["type"] == "error" {
+            return Err(anyhow!("refused: {}", first["code"]));
+        }
         Ok(WsClient {
             out: out_tx,
             pending,
             offers,
             next: 1,
+            first,
         })
+    }
+
+    /// Sends a frame without waiting for its answer.
+    pub fn send(&mut self, msg: &ClientMsg) {
+        let id = self.next;
+        self.next += 1;
+        let mut v = serde_json::to_value(msg).expect("protocol types serialize");
+        v["req_id"] = json!(id);
+        let _ = self.out.send(Message::Text(v.to_string().into()));
+    }
+
+    /// Closes the connection the way a lost network does: no `leave`.
+    pub fn drop_link(&self) {
+        let _ = self.out.send(Message::Close(None));
     }
 }
 
@@ -94,7 +161,7 @@ impl Signal for WsClient {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
         self.out
-            .send(v.to_string())
+            .send(Message::Text(v.to_string().into()))
             .map_err(|_| "connection closed".to_string())?;
         let answer = tokio::time::timeout(Duration::from_secs(30), rx)
             .await
@@ -147,6 +214,21 @@ impl Api {
         Ok(v)
     }
 
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await?;
+        if !status.is_success() {
+            return Err(anyhow!("GET {path}: {status}: {v}"));
+        }
+        Ok(v)
+    }
+
     pub async fn create_session(&self, title: &str, kind: &str) -> anyhow::Result<String> {
         let v = self
             .post("/api/v1/sessions", json!({ "title": title, "kind": kind }))
@@ -157,23 +239,30 @@ impl Api {
             .to_string())
     }
 
-    /// A WebSocket URL with a fresh join token.
-    pub async fn join_url(&self, sid: &str, identity: &str, role: &str) -> anyhow::Result<String> {
+    /// A join token for one member.
+    pub async fn token(&self, sid: &str, identity: &str, role: &str) -> anyhow::Result<String> {
         let v = self
             .post(
                 &format!("/api/v1/sessions/{sid}/tokens"),
                 json!({ "identity": identity, "name": identity, "role": role }),
             )
             .await?;
-        let token = v["token"].as_str().ok_or_else(|| anyhow!("no token"))?;
-        Ok(format!(
-            "{}/ws?token={token}",
-            self.base.replacen("http", "ws", 1)
-        ))
+        Ok(v["token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no token"))?
+            .to_string())
     }
 
-    /// `process_cpu_seconds_total`, `process_resident_memory_bytes` and
-    /// `lectern_rtp_forwarded_total` from `/metrics`.
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("{}/ws?{query}", self.base.replacen("http", "ws", 1))
+    }
+
+    /// A WebSocket URL with a fresh join token.
+    pub async fn join_url(&self, sid: &str, identity: &str, role: &str) -> anyhow::Result<String> {
+        Ok(self.ws_url(&format!("token={}", self.token(sid, identity, role).await?)))
+    }
+
+    /// Process and forwarding figures from `/metrics`.
     pub async fn server_usage(&self) -> anyhow::Result<ServerUsage> {
         let text = self
             .http
@@ -193,6 +282,7 @@ impl Api {
             rss_bytes: get("process_resident_memory_bytes") as u64,
             rtp_forwarded: get("lectern_rtp_forwarded_total") as u64,
             rtp_dropped: get("lectern_rtp_dropped_total") as u64,
+            connections: get("lectern_connections") as u64,
         })
     }
 }
@@ -203,4 +293,12 @@ pub struct ServerUsage {
     pub rss_bytes: u64,
     pub rtp_forwarded: u64,
     pub rtp_dropped: u64,
+    pub connections: u64,
+}
+
+/// The source address for the `i`-th connection: 127.0.0.1 for the first
+/// 20,000, then 127.0.0.2, … (each address has about 28,000 ephemeral ports).
+pub fn source_for(i: usize) -> Option<IpAddr> {
+    let n = (i / 20_000) as u8;
+    Some(IpAddr::from([127, 0, 0, 1 + n]))
 }

@@ -1,11 +1,9 @@
 //! `lectern-loadtest`: load scenarios against a running Lectern server.
 //!
-//! Only the `media` scenario exists so far (issue #3 asked for a first
-//! version); the others are specified in issue #4 and refuse to run.
+//! Built so far: `idle`, `join-storm`, `chat-fanout`, `reconnect-storm` and
+//! `media`. `qa-audience` and `classroom-mix` (issue #4) refuse to run.
 
-mod client;
-mod media;
-mod report;
+use lectern_loadtest::{client, media, scenarios};
 
 use clap::{Parser, ValueEnum};
 
@@ -34,6 +32,18 @@ struct Cli {
     /// Subscribers of the `media` scenario.
     #[arg(long, default_value_t = 50)]
     subscribers: usize,
+    /// Connections (`idle`, `join-storm`, `reconnect-storm`).
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// Rooms to spread connections over (`idle`).
+    #[arg(long, default_value_t = 10)]
+    rooms: usize,
+    /// Members of the room (`chat-fanout`).
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+    /// Joins or messages per second (`join-storm`, `chat-fanout`).
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
     /// Length of the measured window, in seconds.
     #[arg(long, default_value_t = 20)]
     duration: u64,
@@ -56,6 +66,24 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await?
+        }
+        s @ (Scenario::Idle
+        | Scenario::JoinStorm
+        | Scenario::ChatFanout
+        | Scenario::ReconnectStorm) => {
+            let p = scenarios::Params {
+                clients: cli.clients,
+                rooms: cli.rooms,
+                members: cli.members,
+                rate: cli.rate,
+                duration_s: cli.duration,
+            };
+            match s {
+                Scenario::Idle => scenarios::idle(&api, &p).await?,
+                Scenario::JoinStorm => scenarios::join_storm(&api, &p).await?,
+                Scenario::ChatFanout => scenarios::chat_fanout(&api, &p).await?,
+                _ => scenarios::reconnect_storm(&api, &p).await?,
+            }
         }
         other => {
             eprintln!("lectern-loadtest: the {other:?} scenario is not built yet (issue #4)");
