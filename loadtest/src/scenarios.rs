@@ -31,10 +31,13 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")
 }
 
+/// One reader task's histogram.
+type Shared = Arc<Mutex<Histogram<u64>>>;
+
 /// Latency samples from many reader tasks, each with its own histogram.
 #[derive(Default, Clone)]
 struct Samples {
-    all: Arc<Mutex<Vec<Arc<Mutex<Histogram<u64>>>>>>,
+    all: Arc<Mutex<Vec<Shared>>>,
     count: Arc<AtomicU64>,
 }
 
