@@ -31,7 +31,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Largest client frame handled; larger ones get `frame_too_large`.
+    /// Largest client frame handled; larger ones get `frame_too_large`
+    /// (except SDP-carrying frames, see `max_sdp_bytes`).
     pub max_frame_bytes: usize,
     /// Largest `media_publish` / `media_answer` frame (SDP with several
     /// tracks and simulcast easily passes 16 KiB).

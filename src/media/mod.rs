@@ -397,11 +397,13 @@ impl MediaRoom {
             Ok(sdp) => {
                 if !fresh {
                     // A renegotiation may have dropped tracks: end those.
-                    let sending = sdp::sending_track_ids(&offer_text);
-                    self.end_publications(&mut inner, |p| {
-                        p.info.owner == identity && !sending.contains(&p.msid)
-                    })
-                    .await;
+                    // Unknown ids (old-style SDP): end nothing rather than everything.
+                    if let Some(sending) = sdp::sending_track_ids(&offer_text) {
+                        self.end_publications(&mut inner, |p| {
+                            p.info.owner == identity && !sending.contains(&p.msid)
+                        })
+                        .await;
+                    }
                 }
                 let m = inner.members.entry(identity.to_string()).or_default();
                 m.sources.extend(sources);
@@ -616,6 +618,13 @@ impl MediaRoom {
     fn end_publication(&self, inner: &mut Inner, id: &str) {
         if let Some(p) = inner.publications.remove(id) {
             p.clear_sinks();
+            if p.info.kind == TrackKind::Audio {
+                // Its levels stop with it (the room ignores this if silent).
+                (self.notify)(MediaNote::Speaking {
+                    identity: p.info.owner.clone(),
+                    speaking: false,
+                });
+            }
             self.sfu
                 .metrics
                 .publications

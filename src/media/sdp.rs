@@ -42,9 +42,11 @@ pub fn announce_ip(sdp: &str, local: IpAddr, public: IpAddr) -> String {
     out
 }
 
-/// Track ids (the second `a=msid` value) of the media sections that send:
-/// a publisher's renegotiated offer no longer lists a track it removed.
-pub fn sending_track_ids(sdp: &str) -> std::collections::HashSet<String> {
+/// Track ids of the media sections that send (from `a=msid:<stream> <track>`
+/// or the older `a=ssrc:<n> msid:<stream> <track>`): a publisher's
+/// renegotiated offer no longer lists a track it removed. `None` when a
+/// sending section names no track id, so nothing can be concluded.
+pub fn sending_track_ids(sdp: &str) -> Option<std::collections::HashSet<String>> {
     let mut ids = std::collections::HashSet::new();
     for section in sdp.split("\nm=").skip(1) {
         let rejected = section.split_whitespace().nth(1) == Some("0");
@@ -52,19 +54,26 @@ pub fn sending_track_ids(sdp: &str) -> std::collections::HashSet<String> {
         let mut track = None;
         for line in section.lines() {
             let line = line.trim_end();
-            match line {
-                "a=recvonly" | "a=inactive" => sends = false,
-                _ => {}
+            if line == "a=recvonly" || line == "a=inactive" {
+                sends = false;
             }
-            if let Some(msid) = line.strip_prefix("a=msid:") {
-                track = msid.split(' ').nth(1).map(str::to_string);
+            let msid = line.strip_prefix("a=msid:").or_else(|| {
+                line.strip_prefix("a=ssrc:")
+                    .and_then(|r| r.split_once(" msid:").map(|(_, m)| m))
+            });
+            if let Some(t) = msid
+                .and_then(|m| m.split(' ').nth(1))
+                .filter(|t| !t.is_empty())
+            {
+                track = Some(t.to_string());
             }
         }
-        if let (false, true, Some(t)) = (rejected, sends, track) {
-            ids.insert(t);
+        if rejected || !sends {
+            continue;
         }
+        ids.insert(track?);
     }
-    ids
+    Some(ids)
 }
 
 /// Makes an identity safe as an SDP stream id (msid: 1–64 token characters).
@@ -104,11 +113,15 @@ mod tests {
     #[test]
     fn lists_sending_tracks_and_makes_tokens() {
         let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\na=msid:s mic\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=inactive\r\na=msid:s cam\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\na=msid:s old\r\n";
-        let ids = sending_track_ids(sdp);
+        let ids = sending_track_ids(sdp).unwrap();
         assert!(
             ids.contains("mic") && !ids.contains("cam") && !ids.contains("old"),
             "{ids:?}"
         );
+        let old_style = "v=0\r\nm=audio 9 RTP/SAVPF 111\r\na=ssrc:1 msid:s mic\r\n";
+        assert!(sending_track_ids(old_style).unwrap().contains("mic"));
+        let no_id = "v=0\r\nm=audio 9 RTP/SAVPF 111\r\na=msid:s\r\n";
+        assert_eq!(sending_track_ids(no_id), None);
         assert_eq!(token("王 老师"), "____");
         assert_eq!(token("t-001"), "t-001");
     }

@@ -359,7 +359,7 @@ async fn read_loop(
             ))
         };
         let verdict = if text.len() > limits.max_sdp_bytes {
-            too_large(None, limits.max_frame_bytes)
+            too_large(None, limits.max_sdp_bytes)
         } else if !budget.take() {
             Err((
                 None,

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the standard benchmark set against a fresh release server: the server
+# on core 0, the load generator on core 1 (taskset), JSON reports into
+# bench-results/. Usage: loadtest/run-benchmarks.sh [quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --workspace
+out=bench-results
+mkdir -p "$out"
+data=$(mktemp -d)
+port=18777
+pin_server=(); pin_load=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  pin_server=(taskset -c 0); pin_load=(taskset -c 1)
+fi
+"${pin_server[@]}" ./target/release/lectern --no-demo --data-dir "$data" --bind 127.0.0.1:$port >"$out/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
+for _ in $(seq 50); do [ -s "$data/admin.key" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+key=$(cat "$data/admin.key")
+run() { # name, then loadtest arguments
+  local name=$1; shift
+  echo "== $name"
+  "${pin_load[@]}" ./target/release/lectern-loadtest "$@" --url "http://127.0.0.1:$port" --admin-key "$key" --json "$out/$name.json"
+}
+if [ "${1:-}" = quick ]; then
+  run idle idle --clients 500 --rooms 10 --duration 3
+  run join-storm join-storm --clients 500 --rate 500
+  run chat-fanout chat-fanout --members 100 --rate 50 --duration 5
+  run reconnect-storm reconnect-storm --clients 500
+  run media-20 media --subscribers 20 --duration 5
+else
+  run idle idle --clients 19000 --rooms 100 --duration 10
+  run join-storm join-storm --clients 5000 --rate 1000
+  run chat-fanout chat-fanout --members 1000 --rate 100 --duration 30
+  run reconnect-storm reconnect-storm --clients 5000
+  run media-50 media --subscribers 50 --duration 20
+  run media-200 media --subscribers 200 --duration 20
+fi
