@@ -296,9 +296,18 @@ pub struct ServerUsage {
     pub connections: u64,
 }
 
-/// The source address for the `i`-th connection: 127.0.0.1 for the first
-/// 20,000, then 127.0.0.2, … (each address has about 28,000 ephemeral ports).
+/// The source address for the `i`-th connection: 20,000 connections per
+/// address (each has about 28,000 ephemeral ports), starting from an address
+/// picked per run, so the ports a previous run left in TIME_WAIT do not slow
+/// or refuse this run's connects.
 pub fn source_for(i: usize) -> Option<IpAddr> {
-    let n = (i / 20_000) as u8;
-    Some(IpAddr::from([127, 0, 0, 1 + n]))
+    static BASE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (t.as_secs() as usize) % 200
+    });
+    let n = ((base + i / 20_000) % 250) as u8;
+    Some(IpAddr::from([127, 0, 1 + n / 250, 2 + n]))
 }

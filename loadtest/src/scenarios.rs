@@ -332,6 +332,7 @@ pub async fn reconnect_storm(api: &Api, p: &Params) -> anyhow::Result<Report> {
             None
         }));
     }
+    let dropped = tasks.len() as u64;
     let mut h = histogram();
     let mut back = Vec::new();
     let mut failed = 0u64;
@@ -373,18 +374,19 @@ pub async fn reconnect_storm(api: &Api, p: &Params) -> anyhow::Result<Report> {
         params: json!({ "clients": p.clients }),
         duration_s: all_back_s,
         clients: p.clients as u64,
-        sent: p.clients as u64,
-        expected: p.clients as u64,
-        delivered: p.clients as u64 - failed,
+        sent: dropped,
+        expected: dropped,
+        delivered: dropped - failed,
         lost: failed,
         errors: errors + failed,
         latency_ms: Latency::from_micros(&h),
-        rate_per_s: (p.clients as u64 - failed) as f64 / all_back_s.max(0.001),
+        rate_per_s: (dropped - failed) as f64 / all_back_s.max(0.001),
         server: server(&u0, &u1, u1.rss_bytes),
         extra: json!({
             "all_back_within_s": all_back_s,
             "resumed_from_buffer": resumed,
-            "fresh_snapshots": p.clients as u64 - failed - resumed,
+            "fresh_snapshots": dropped - failed - resumed,
+            "initial_join_failures": errors,
             "duplicate_attendance_intervals": duplicates,
         }),
     })
