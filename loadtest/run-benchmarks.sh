@@ -27,12 +27,16 @@ if [ "${1:-}" = quick ]; then
   run idle idle --clients 500 --rooms 10 --duration 3
   run join-storm join-storm --clients 500 --rate 500
   run chat-fanout chat-fanout --members 100 --rate 50 --duration 5
+  run qa-audience qa-audience --members 200 --rate 20 --duration 5
+  run classroom-mix classroom-mix --rooms 5 --members 10 --rate 20 --duration 5
   run reconnect-storm reconnect-storm --clients 500
   run media-20 media --subscribers 20 --duration 5
 else
   run idle idle --clients 19000 --rooms 100 --duration 10
   run join-storm join-storm --clients 5000 --rate 1000
   run chat-fanout chat-fanout --members 1000 --rate 100 --duration 30
+  run qa-audience qa-audience --members 5000 --rate 20 --duration 30
+  run classroom-mix classroom-mix --rooms 50 --members 20 --rate 50 --duration 30
   run reconnect-storm reconnect-storm --clients 5000
   run media-50 media --subscribers 50 --duration 20
   run media-200 media --subscribers 200 --duration 20

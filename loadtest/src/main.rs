@@ -1,7 +1,7 @@
 //! `lectern-loadtest`: load scenarios against a running Lectern server.
 //!
-//! Built so far: `idle`, `join-storm`, `chat-fanout`, `reconnect-storm` and
-//! `media`. `qa-audience` and `classroom-mix` (issue #4) refuse to run.
+//! Scenarios: `idle`, `join-storm`, `chat-fanout`, `qa-audience`,
+//! `classroom-mix`, `reconnect-storm` and `media` (see docs/benchmarks.md).
 
 use lectern_loadtest::{client, media, scenarios};
 
@@ -35,13 +35,13 @@ struct Cli {
     /// Connections (`idle`, `join-storm`, `reconnect-storm`).
     #[arg(long, default_value_t = 1000)]
     clients: usize,
-    /// Rooms to spread connections over (`idle`).
+    /// Rooms (`idle`, `classroom-mix`).
     #[arg(long, default_value_t = 10)]
     rooms: usize,
-    /// Members of the room (`chat-fanout`).
+    /// Members per room (`chat-fanout`, `qa-audience`, `classroom-mix`).
     #[arg(long, default_value_t = 100)]
     members: usize,
-    /// Joins or messages per second (`join-storm`, `chat-fanout`).
+    /// Joins, messages or questions per second.
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
     /// Length of the measured window, in seconds.
@@ -67,10 +67,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?
         }
-        s @ (Scenario::Idle
-        | Scenario::JoinStorm
-        | Scenario::ChatFanout
-        | Scenario::ReconnectStorm) => {
+        s => {
             let p = scenarios::Params {
                 clients: cli.clients,
                 rooms: cli.rooms,
@@ -82,12 +79,10 @@ async fn main() -> anyhow::Result<()> {
                 Scenario::Idle => scenarios::idle(&api, &p).await?,
                 Scenario::JoinStorm => scenarios::join_storm(&api, &p).await?,
                 Scenario::ChatFanout => scenarios::chat_fanout(&api, &p).await?,
+                Scenario::QaAudience => scenarios::qa_audience(&api, &p).await?,
+                Scenario::ClassroomMix => scenarios::classroom_mix(&api, &p).await?,
                 _ => scenarios::reconnect_storm(&api, &p).await?,
             }
-        }
-        other => {
-            eprintln!("lectern-loadtest: the {other:?} scenario is not built yet (issue #4)");
-            std::process::exit(2);
         }
     };
     report.print();

@@ -392,6 +392,156 @@ pub async fn reconnect_storm(api: &Api, p: &Params) -> anyhow::Result<Report> {
     })
 }
 
+/// `qa-audience`: a Q&A room of `members` in audience mode; questions and
+/// upvotes at `rate` per second (one question to four upvotes); the host
+/// pins the newest question and answers the previous one every two seconds.
+/// Latency is measured on every `question_asked` delivery.
+pub async fn qa_audience(api: &Api, p: &Params) -> anyhow::Result<Report> {
+    let sid = api.create_session("loadtest: Q&A audience", "qa").await?;
+    let samples = Samples::default();
+    let mut host = WsClient::connect_with(
+        &api.join_url(&sid, "lt-expert", "host").await?,
+        source_for(0),
+        Some(samples.chat_hook()),
+    )
+    .await?;
+    let (mut clients, errors) = join_many(
+        api,
+        std::slice::from_ref(&sid),
+        p.members,
+        "participant",
+        || Some(samples.chat_hook()),
+        1,
+    )
+    .await?;
+    let u0 = api.server_usage().await?;
+    let t0 = Instant::now();
+    let start = tokio::time::Instant::now();
+    let total = (p.rate * p.duration_s as f64) as u64;
+    let (mut asked, mut pinned_at) = (0u64, Instant::now());
+    for i in 0..total {
+        let at = start + Duration::from_secs_f64(i as f64 / p.rate);
+        tokio::time::sleep_until(at).await;
+        let who = (i % clients.len() as u64) as usize;
+        if i % 5 == 0 || asked == 0 {
+            let scheduled = now_micros() - at.elapsed().as_micros() as u64;
+            clients[who].send(&ClientMsg::QuestionAsk {
+                text: format!("lt:{scheduled}"),
+            });
+            asked += 1;
+        } else {
+            // Question ids are numbered per session from 1.
+            let q = asked.saturating_sub(i % 3) as i64;
+            clients[who].send(&ClientMsg::QuestionUpvote {
+                question_id: q.max(1),
+            });
+        }
+        if pinned_at.elapsed() >= Duration::from_secs(2) && asked > 1 {
+            pinned_at = Instant::now();
+            host.send(&ClientMsg::QuestionAnswer {
+                question_id: asked as i64 - 1,
+            });
+            host.send(&ClientMsg::QuestionPin {
+                question_id: Some(asked as i64),
+            });
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let u1 = api.server_usage().await?;
+    let delivered = samples.count.load(Ordering::Relaxed);
+    let expected = asked * (clients.len() as u64 + 1);
+    drop(clients);
+    Ok(Report {
+        scenario: "qa-audience".into(),
+        params: json!({ "members": p.members, "rate": p.rate }),
+        duration_s: p.duration_s as f64,
+        clients: p.members as u64 + 1,
+        sent: total,
+        expected,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        errors,
+        latency_ms: Latency::from_micros(&samples.merged()),
+        rate_per_s: delivered as f64 / elapsed,
+        server: server(&u0, &u1, u1.rss_bytes),
+        extra: json!({ "questions": asked, "upvotes": total - asked }),
+    })
+}
+
+/// `classroom-mix`: `rooms` seminars of `members`; chat at `rate` messages
+/// per second across all rooms, and a hand raised (then lowered) for every
+/// five messages. Latency is measured on chat deliveries within each room.
+pub async fn classroom_mix(api: &Api, p: &Params) -> anyhow::Result<Report> {
+    let rooms = p.rooms.max(1);
+    let mut by_room: Vec<Vec<WsClient>> = Vec::new();
+    let samples = Samples::default();
+    let mut errors = 0;
+    for r in 0..rooms {
+        let sid = api
+            .create_session(&format!("loadtest: seminar {r}"), "seminar")
+            .await?;
+        let (clients, e) = join_many(
+            api,
+            std::slice::from_ref(&sid),
+            p.members,
+            "participant",
+            || Some(samples.chat_hook()),
+            r * p.members,
+        )
+        .await?;
+        errors += e;
+        by_room.push(clients);
+    }
+    let u0 = api.server_usage().await?;
+    let t0 = Instant::now();
+    let start = tokio::time::Instant::now();
+    let total = (p.rate * p.duration_s as f64) as u64;
+    let mut expected = 0u64;
+    for i in 0..total {
+        let at = start + Duration::from_secs_f64(i as f64 / p.rate);
+        tokio::time::sleep_until(at).await;
+        let room = &mut by_room[(i % rooms as u64) as usize];
+        if room.is_empty() {
+            continue;
+        }
+        let n = room.len() as u64;
+        let who = ((i / rooms as u64) % n) as usize;
+        let scheduled = now_micros() - at.elapsed().as_micros() as u64;
+        room[who].send(&ClientMsg::ChatSend {
+            text: format!("lt:{scheduled}"),
+        });
+        expected += n;
+        if i % 5 == 0 {
+            let hand = ((i / 5) % n) as usize;
+            room[hand].send(if (i / 5) % 2 == 0 {
+                &ClientMsg::HandRaise
+            } else {
+                &ClientMsg::HandLower { identity: None }
+            });
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let u1 = api.server_usage().await?;
+    let delivered = samples.count.load(Ordering::Relaxed);
+    Ok(Report {
+        scenario: "classroom-mix".into(),
+        params: json!({ "rooms": rooms, "members": p.members, "rate": p.rate }),
+        duration_s: p.duration_s as f64,
+        clients: (rooms * p.members) as u64,
+        sent: total,
+        expected,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        errors,
+        latency_ms: Latency::from_micros(&samples.merged()),
+        rate_per_s: delivered as f64 / elapsed,
+        server: server(&u0, &u1, u1.rss_bytes),
+        extra: json!({ "hand_changes": total.div_ceil(5) }),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,25 @@ async fn every_scenario_produces_a_complete_report() {
     assert_eq!(r.delivered, 200);
     assert_eq!(r.lost, 0);
 
+    let r = scenarios::qa_audience(&api, &params(0, 10, 20.0))
+        .await
+        .unwrap();
+    assert_eq!(r.sent, 20);
+    assert_eq!(r.extra["questions"], 4);
+    assert_eq!(
+        r.expected,
+        4 * 11,
+        "host and members receive every question"
+    );
+    assert_eq!(r.delivered, r.expected);
+
+    let r = scenarios::classroom_mix(&api, &params(0, 5, 20.0))
+        .await
+        .unwrap();
+    assert_eq!(r.sent, 20);
+    assert_eq!(r.expected, 20 * 5);
+    assert_eq!(r.delivered, r.expected, "chat stays within its room");
+
     let r = scenarios::reconnect_storm(&api, &params(20, 0, 0.0))
         .await
         .unwrap();
