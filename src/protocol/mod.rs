@@ -372,6 +372,11 @@ pub enum ServerMsg {
     ParticipantCount {
         count: u32,
     },
+    /// Audience mode: the upvote counts that changed in the last second
+    /// (participants get these instead of every `question_upvoted`).
+    QuestionVotes {
+        votes: Vec<QuestionVotes>,
+    },
     /// Your own permissions changed (stage, chat mute, seminar lock).
     YouUpdated {
         you: You,

@@ -214,6 +214,13 @@ pub enum TrackSource {
     Screen,
 }
 
+/// A question's upvote count, as coalesced for audience-mode participants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionVotes {
+    pub question_id: i64,
+    pub upvotes: u32,
+}
+
 /// A published media track.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TrackInfo {

@@ -96,6 +96,9 @@ impl Audience {
             }
             EventKind::HandRaised { hand } => Audience::StaffAnd(hand.identity.clone()),
             EventKind::HandLowered { identity, .. } => Audience::StaffAnd(identity.clone()),
+            // With thousands watching, every upvote to everyone is most of
+            // the traffic: participants get counts once a second instead.
+            EventKind::QuestionUpvoted { by, .. } => Audience::StaffAnd(by.clone()),
             _ => Audience::All,
         }
     }
@@ -127,6 +130,8 @@ enum Out {
     },
     /// Not numbered, to every connection (participant count).
     All(Utf8Bytes),
+    /// Not numbered, to members without `roster.view` (coalesced votes).
+    Participants(Utf8Bytes),
     To(u64, Utf8Bytes),
     /// An `ack`; becomes a `storage_unavailable` error if the batch fails.
     Ack(u64, Option<ReqId>, Utf8Bytes),
@@ -179,6 +184,8 @@ pub(super) struct RoomActor {
     ring: VecDeque<(u64, Audience, Utf8Bytes)>,
     chat_buckets: HashMap<String, Bucket>,
     last_count: Option<u32>,
+    /// Audience mode: upvote counts changed since the last tick.
+    vote_counts: HashMap<i64, u32>,
     last_seen_flush: Instant,
     idle_since: Option<Instant>,
     /// Storage failed and state could not be reloaded; the room must stop.
@@ -298,6 +305,7 @@ impl RoomActor {
             ring: VecDeque::new(),
             chat_buckets: HashMap::new(),
             last_count: None,
+            vote_counts: HashMap::new(),
             last_seen_flush: Instant::now(),
             idle_since: None,
             broken: false,
@@ -593,6 +601,24 @@ impl RoomActor {
                         b.out.push(Out::To(id, frame.clone()));
                     }
                 }
+                // Coalesced vote counts are not replayed: send the totals.
+                if self.state.session.audience_mode() && !actor.role.allows(Permission::RosterView)
+                {
+                    let votes: Vec<crate::protocol::QuestionVotes> = self
+                        .state
+                        .visible_questions()
+                        .iter()
+                        .filter(|q| q.upvotes > 0)
+                        .map(|q| crate::protocol::QuestionVotes {
+                            question_id: q.id,
+                            upvotes: q.upvotes,
+                        })
+                        .collect();
+                    if !votes.is_empty() {
+                        b.out
+                            .push(Out::To(id, encode(&ServerMsg::QuestionVotes { votes })));
+                    }
+                }
             }
             None => {
                 b.out.push(Out::To(
@@ -841,6 +867,16 @@ impl RoomActor {
             audience,
             frame,
         });
+        if let EventKind::QuestionUpvoted {
+            question_id,
+            upvotes,
+            ..
+        } = &kind
+        {
+            if self.state.session.audience_mode() {
+                self.vote_counts.insert(*question_id, *upvotes);
+            }
+        }
         self.after_event(&kind, b);
     }
 
@@ -1042,6 +1078,13 @@ impl RoomActor {
                         push(conn, &frame, &mut slow);
                     }
                 }
+                Out::Participants(frame) => {
+                    for conn in self.conns.values() {
+                        if !conn.actor.role.allows(Permission::RosterView) {
+                            push(conn, &frame, &mut slow);
+                        }
+                    }
+                }
                 Out::To(id, frame) | Out::Ack(id, _, frame) | Out::Refusal(id, frame) => {
                     if let Some(conn) = self.conns.get(&id) {
                         push(conn, &frame, &mut slow);
@@ -1098,6 +1141,21 @@ impl RoomActor {
             for e in self.state.leave(&id, LeaveReason::Timeout, since, &id) {
                 self.emit(e, now, &mut b);
             }
+        }
+        if !self.vote_counts.is_empty() {
+            let mut votes: Vec<crate::protocol::QuestionVotes> = self
+                .vote_counts
+                .drain()
+                .map(|(question_id, upvotes)| crate::protocol::QuestionVotes {
+                    question_id,
+                    upvotes,
+                })
+                .collect();
+            votes.sort_by_key(|v| v.question_id);
+            b.out
+                .push(Out::Participants(encode(&ServerMsg::QuestionVotes {
+                    votes,
+                })));
         }
         let count = self.state.present_count();
         if self.last_count != Some(count) {

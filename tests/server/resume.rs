@@ -142,3 +142,37 @@ async fn resume_needs_a_resume_token() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_audience_member_resuming_gets_the_vote_totals_it_missed() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Qa).await;
+    let mut host = s.join(&id, "expert", Role::Host).await;
+    let mut asker = s.join(&id, "asker", Role::Participant).await;
+    let p = s.join(&id, "p", Role::Participant).await;
+    let q = asker
+        .request(ClientMsg::QuestionAsk { text: "?".into() })
+        .await
+        .unwrap()["question_id"]
+        .as_i64()
+        .unwrap();
+    let (resume, last) = (p.resume_token(), p.last_seq() + 1);
+    p.drop_connection().await;
+    host.request(ClientMsg::QuestionUpvote { question_id: q })
+        .await
+        .unwrap();
+    asker
+        .request(ClientMsg::QuestionUpvote { question_id: q })
+        .await
+        .unwrap();
+    let mut p = TestClient::connect(&format!("{}?resume={resume}&last_seq={last}", s.ws_url()))
+        .await
+        .unwrap();
+    p.wait_type("resumed").await;
+    let v = p.wait_type("question_votes").await;
+    assert_eq!(
+        v["votes"],
+        serde_json::json!([{ "question_id": q, "upvotes": 2 }])
+    );
+    s.stop().await;
+}
