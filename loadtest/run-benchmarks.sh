@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the standard benchmark set against a fresh release server: the server
 # on core 0, the load generator on core 1 (taskset), JSON reports into
-# bench-results/. Usage: loadtest/run-benchmarks.sh [quick]
+# bench-results/. Usage: loadtest/run-benchmarks.sh [quick|janus]
+# `janus` runs only the media comparison against Janus (root needed: it
+# installs Debian's janus package and makes a network namespace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --workspace
@@ -23,7 +25,13 @@ run() { # name, then loadtest arguments
   echo "== $name"
   "${pin_load[@]}" ./target/release/lectern-loadtest "$@" --url "http://127.0.0.1:$port" --admin-key "$key" --json "$out/$name.json"
 }
-if [ "${1:-}" = quick ]; then
+if [ "${1:-}" = janus ]; then
+  jpid=$(loadtest/janus/start-janus.sh 0)
+  trap 'kill $server $jpid 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
+  for n in 50 200; do
+    run media-vs-janus-$n media --subscribers $n --duration 15 --janus http://10.231.0.2:8088/janus --janus-pid "$jpid"
+  done
+elif [ "${1:-}" = quick ]; then
   run idle idle --clients 500 --rooms 10 --duration 3
   run join-storm join-storm --clients 500 --rate 500
   run chat-fanout chat-fanout --members 100 --rate 50 --duration 5

@@ -3,7 +3,7 @@
 //! Scenarios: `idle`, `join-storm`, `chat-fanout`, `qa-audience`,
 //! `classroom-mix`, `reconnect-storm` and `media` (see docs/benchmarks.md).
 
-use lectern_loadtest::{client, media, scenarios};
+use lectern_loadtest::{client, janus, media, scenarios};
 
 use clap::{Parser, ValueEnum};
 
@@ -47,6 +47,16 @@ struct Cli {
     /// Length of the measured window, in seconds.
     #[arg(long, default_value_t = 20)]
     duration: u64,
+    /// `media` only: also run the same traffic against Janus's VideoRoom at
+    /// this HTTP API URL (see loadtest/janus/start-janus.sh) and compare.
+    #[arg(long)]
+    janus: Option<String>,
+    /// Janus's process id, to read its CPU time.
+    #[arg(long, default_value_t = 0)]
+    janus_pid: u32,
+    /// Address the peers bind when talking to Janus (its namespace's peer).
+    #[arg(long, default_value = "10.231.0.1")]
+    peer_ip: std::net::IpAddr,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -86,8 +96,37 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     report.print();
+    let mut json = report.to_json();
+    if let (Scenario::Media, Some(url)) = (cli.scenario, &cli.janus) {
+        let other = janus::run(janus::Params {
+            url: url.clone(),
+            pid: cli.janus_pid,
+            peer_ip: cli.peer_ip,
+            subscribers: cli.subscribers,
+            duration_s: cli.duration,
+        })
+        .await?;
+        println!();
+        other.print();
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        let cpu = |r: &lectern_loadtest::report::Report| {
+            r.extra["cpu_us_per_forwarded_packet"]
+                .as_f64()
+                .unwrap_or(0.0)
+        };
+        let loss = |r: &lectern_loadtest::report::Report| ratio(r.lost as f64, r.expected as f64);
+        let compare = serde_json::json!({
+            "cpu_per_packet_lectern_over_janus": ratio(cpu(&report), cpu(&other)),
+            "p50_delay_lectern_over_janus": ratio(report.latency_ms.p50, other.latency_ms.p50),
+            "p99_delay_lectern_over_janus": ratio(report.latency_ms.p99, other.latency_ms.p99),
+            "loss_lectern": loss(&report),
+            "loss_janus": loss(&other),
+        });
+        println!("\nside by side {compare}");
+        json = serde_json::json!({ "lectern": json, "janus": other.to_json(), "compare": compare });
+    }
     if let Some(path) = cli.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report.to_json())?)?;
+        std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
         eprintln!("report written to {}", path.display());
     }
     Ok(())

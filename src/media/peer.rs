@@ -162,6 +162,15 @@ impl Peer {
     }
 
     pub async fn with_hook(hook: Option<PacketHook>) -> Result<Peer, webrtc::error::Error> {
+        Peer::bound(hook, MediaConfig::default().bind_ip).await
+    }
+
+    /// A peer whose socket binds `ip` (e.g. a veth address to reach a server
+    /// in another network namespace).
+    pub async fn bound(
+        hook: Option<PacketHook>,
+        ip: std::net::IpAddr,
+    ) -> Result<Peer, webrtc::error::Error> {
         let (tx, rx) = watch::channel(false);
         let received = Arc::new(Received::default());
         let handler = Arc::new(Handler {
@@ -169,7 +178,11 @@ impl Peer {
             received: received.clone(),
             hook,
         });
-        let pc = peer_connection(&MediaConfig::default(), &PortPicker::new(0, 0), handler).await?;
+        let config = MediaConfig {
+            bind_ip: ip,
+            ..Default::default()
+        };
+        let pc = peer_connection(&config, &PortPicker::new(0, 0), handler).await?;
         Ok(Peer {
             pc,
             gathered: rx,
@@ -302,6 +315,8 @@ pub struct PublishOptions {
     pub video_packet_bytes: usize,
     /// Replace an earlier publisher connection (see `media_publish`).
     pub reset: bool,
+    /// The address the peer's socket binds.
+    pub bind_ip: std::net::IpAddr,
 }
 
 impl Default for PublishOptions {
@@ -313,6 +328,7 @@ impl Default for PublishOptions {
             video_packets_per_frame: 1,
             video_packet_bytes: 200,
             reset: false,
+            bind_ip: MediaConfig::default().bind_ip,
         }
     }
 }
@@ -406,7 +422,38 @@ struct Outgoing {
 
 /// Publishes generated media. `Err(code)` when the server refuses.
 pub async fn publish(signal: &mut dyn Signal, opts: PublishOptions) -> Result<Publisher, String> {
-    let mut peer = Peer::new().await.map_err(|e| e.to_string())?;
+    let (pending, sdp) = prepare(opts).await?;
+    let answer = match signal
+        .request(ClientMsg::MediaPublish {
+            sdp,
+            sources: pending.sources.clone(),
+            reset: pending.opts.reset,
+        })
+        .await
+    {
+        Ok(v) => v["sdp"].as_str().unwrap_or_default().to_string(),
+        Err(code) => {
+            pending.peer.close().await;
+            return Err(code);
+        }
+    };
+    pending.start(&answer).await
+}
+
+/// A publisher whose offer is made but not yet answered (any signaling).
+pub struct PendingPublisher {
+    peer: Peer,
+    outgoing: Vec<Outgoing>,
+    /// Track id → source, for `media_publish`.
+    pub sources: HashMap<String, TrackSource>,
+    opts: PublishOptions,
+}
+
+/// Creates the publishing peer and its offer.
+pub async fn prepare(opts: PublishOptions) -> Result<(PendingPublisher, String), String> {
+    let mut peer = Peer::bound(None, opts.bind_ip)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut outgoing = Vec::new();
     let mut sources = HashMap::new();
     if opts.audio {
@@ -479,34 +526,41 @@ pub async fn publish(signal: &mut dyn Signal, opts: PublishOptions) -> Result<Pu
         sources.insert("cam".to_string(), TrackSource::Camera);
     }
     let sdp = peer.offer().await?;
-    let answer = match signal
-        .request(ClientMsg::MediaPublish {
-            sdp,
+    Ok((
+        PendingPublisher {
+            peer,
+            outgoing,
             sources,
-            reset: opts.reset,
-        })
-        .await
-    {
-        Ok(v) => v["sdp"].as_str().unwrap_or_default().to_string(),
-        Err(code) => {
-            peer.close().await;
-            return Err(code);
+            opts,
+        },
+        sdp,
+    ))
+}
+
+impl PendingPublisher {
+    /// Applies the answer and starts sending.
+    pub async fn start(self, answer: &str) -> Result<Publisher, String> {
+        let PendingPublisher {
+            peer,
+            outgoing,
+            opts,
+            ..
+        } = self;
+        peer.accept_answer(answer).await?;
+        let video_sender = outgoing.iter().find(|o| o.video).map(|o| o.sender.clone());
+        let publisher = Publisher {
+            video_sender,
+            peer,
+            running: Arc::new(AtomicBool::new(true)),
+            keyframe_requests: Arc::new(AtomicU64::new(0)),
+            level: Arc::new(AtomicU8::new(127)),
+            sent: Arc::new(AtomicU64::new(0)),
+        };
+        for out in outgoing {
+            spawn_sender(out, &publisher, &opts);
         }
-    };
-    peer.accept_answer(&answer).await?;
-    let video_sender = outgoing.iter().find(|o| o.video).map(|o| o.sender.clone());
-    let publisher = Publisher {
-        video_sender,
-        peer,
-        running: Arc::new(AtomicBool::new(true)),
-        keyframe_requests: Arc::new(AtomicU64::new(0)),
-        level: Arc::new(AtomicU8::new(127)),
-        sent: Arc::new(AtomicU64::new(0)),
-    };
-    for out in outgoing {
-        spawn_sender(out, &publisher, &opts);
+        Ok(publisher)
     }
-    Ok(publisher)
 }
 
 /// Payload type and extension ids negotiated for one sender.
