@@ -68,6 +68,41 @@ impl Samples {
     }
 }
 
+/// A one-line progress display, refreshed at most once a second.
+struct Progress {
+    start: Instant,
+    last: Instant,
+    duration_s: u64,
+}
+
+impl Progress {
+    fn new(duration_s: u64) -> Progress {
+        let now = Instant::now();
+        Progress {
+            start: now,
+            last: now,
+            duration_s,
+        }
+    }
+
+    fn tick(&mut self, sent: u64, delivered: u64) {
+        if self.last.elapsed() >= Duration::from_secs(1) {
+            self.last = Instant::now();
+            eprint!(
+                "\r  {:>3}/{} s  sent {sent:>8}  delivered {delivered:>10}",
+                self.start.elapsed().as_secs(),
+                self.duration_s
+            );
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        eprintln!();
+    }
+}
+
 /// The scheduled send time in a load-test text (`lt:<micros>`), if any.
 fn marker(frame: &str) -> Option<u64> {
     let i = frame.find("\"text\":\"lt:")? + 11;
@@ -224,9 +259,15 @@ pub async fn join_storm(api: &Api, p: &Params) -> anyhow::Result<Report> {
     })
 }
 
-/// Sends chat from random members at `rate` for `duration`, open-loop.
-async fn chat_load(clients: &mut [WsClient], rate: f64, duration_s: u64) -> u64 {
+/// Sends chat from the members in turn at `rate` for `duration`, open-loop.
+async fn chat_load(
+    clients: &mut [WsClient],
+    rate: f64,
+    duration_s: u64,
+    delivered: &AtomicU64,
+) -> u64 {
     let start = tokio::time::Instant::now();
+    let mut progress = Progress::new(duration_s);
     let total = (rate * duration_s as f64) as u64;
     for i in 0..total {
         let at = start + Duration::from_secs_f64(i as f64 / rate);
@@ -238,6 +279,7 @@ async fn chat_load(clients: &mut [WsClient], rate: f64, duration_s: u64) -> u64 
         clients[who].send(&ClientMsg::ChatSend {
             text: format!("lt:{scheduled}"),
         });
+        progress.tick(i + 1, delivered.load(Ordering::Relaxed));
     }
     total
 }
@@ -259,7 +301,7 @@ pub async fn chat_fanout(api: &Api, p: &Params) -> anyhow::Result<Report> {
     .await?;
     let u0 = api.server_usage().await?;
     let t0 = Instant::now();
-    let sent = chat_load(&mut clients, p.rate, p.duration_s).await;
+    let sent = chat_load(&mut clients, p.rate, p.duration_s, &samples.count).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let elapsed = t0.elapsed().as_secs_f64();
     let u1 = api.server_usage().await?;
@@ -419,7 +461,9 @@ pub async fn qa_audience(api: &Api, p: &Params) -> anyhow::Result<Report> {
     let start = tokio::time::Instant::now();
     let total = (p.rate * p.duration_s as f64) as u64;
     let (mut asked, mut pinned_at) = (0u64, Instant::now());
+    let mut progress = Progress::new(p.duration_s);
     for i in 0..total {
+        progress.tick(i, samples.count.load(Ordering::Relaxed));
         let at = start + Duration::from_secs_f64(i as f64 / p.rate);
         tokio::time::sleep_until(at).await;
         let who = (i % clients.len() as u64) as usize;
@@ -498,7 +542,9 @@ pub async fn classroom_mix(api: &Api, p: &Params) -> anyhow::Result<Report> {
     let start = tokio::time::Instant::now();
     let total = (p.rate * p.duration_s as f64) as u64;
     let mut expected = 0u64;
+    let mut progress = Progress::new(p.duration_s);
     for i in 0..total {
+        progress.tick(i, samples.count.load(Ordering::Relaxed));
         let at = start + Duration::from_secs_f64(i as f64 / p.rate);
         tokio::time::sleep_until(at).await;
         let room = &mut by_room[(i % rooms as u64) as usize];
