@@ -583,6 +583,11 @@ impl MediaRoom {
         for p in inner.publications.values() {
             p.clear_sinks();
         }
+        let ended = inner.publications.len() as i64;
+        self.sfu
+            .metrics
+            .publications
+            .fetch_sub(ended, Ordering::Relaxed);
         inner.publications.clear();
         drop(inner);
         for mut m in members {
@@ -747,7 +752,11 @@ impl MediaRoom {
                     offered: false,
                 },
             );
-            new_sinks.push((p.clone(), sink));
+            // Registered at once, so an error later in this sync cannot leave
+            // a send whose sink never gets packets (payload type 0 holds
+            // them back until the answer).
+            p.add_sink(sink.clone());
+            new_sinks.push(p.clone());
             changed = true;
         }
         if !changed {
@@ -768,11 +777,9 @@ impl MediaRoom {
                 let _ = conn.send(frame);
             }
         }
-        // Sinks start receiving once registered; the payload type arrives
-        // with the answer, and a keyframe lets the new viewer start at once.
-        for (p, sink) in new_sinks {
-            p.add_sink(sink);
-            let p = p.clone();
+        // The payload type arrives with the answer; a keyframe lets the new
+        // viewer start at once.
+        for p in new_sinks {
             tokio::spawn(async move { p.request_keyframe().await });
         }
         Ok(())

@@ -49,6 +49,10 @@ pub fn announce_ip(sdp: &str, local: IpAddr, public: IpAddr) -> String {
 pub fn sending_track_ids(sdp: &str) -> Option<std::collections::HashSet<String>> {
     let mut ids = std::collections::HashSet::new();
     for section in sdp.split("\nm=").skip(1) {
+        // Data channels carry no media track.
+        if section.starts_with("application") {
+            continue;
+        }
         let rejected = section.split_whitespace().nth(1) == Some("0");
         let mut sends = true;
         let mut track = None;
@@ -120,6 +124,8 @@ mod tests {
         );
         let old_style = "v=0\r\nm=audio 9 RTP/SAVPF 111\r\na=ssrc:1 msid:s mic\r\n";
         assert!(sending_track_ids(old_style).unwrap().contains("mic"));
+        let with_data = "v=0\r\nm=audio 9 RTP/SAVPF 111\r\na=msid:s mic\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert!(sending_track_ids(with_data).unwrap().contains("mic"));
         let no_id = "v=0\r\nm=audio 9 RTP/SAVPF 111\r\na=msid:s\r\n";
         assert_eq!(sending_track_ids(no_id), None);
         assert_eq!(token("王 老师"), "____");

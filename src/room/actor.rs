@@ -252,18 +252,23 @@ pub(super) async fn start_room(
 fn refuse_queued(rx: &mut mpsc::Receiver<RoomCmd>, join: impl Fn() -> JoinError, why: &str) {
     rx.close();
     while let Ok(cmd) = rx.try_recv() {
-        match cmd {
-            RoomCmd::Join { reply, .. } => {
-                let _ = reply.send(Err(join()));
-            }
-            RoomCmd::End { reply, .. } | RoomCmd::Update { reply, .. } => {
-                let _ = reply.send(Err(Rejection::new(ErrorCode::StorageUnavailable, why)));
-            }
-            RoomCmd::Shutdown { reply } | RoomCmd::Barrier { reply } => {
-                let _ = reply.send(());
-            }
-            RoomCmd::Request { .. } | RoomCmd::Disconnected { .. } => {}
+        refuse(cmd, &join, why);
+    }
+}
+
+/// Answers a command the room will not carry out.
+fn refuse(cmd: RoomCmd, join: impl Fn() -> JoinError, why: &str) {
+    match cmd {
+        RoomCmd::Join { reply, .. } => {
+            let _ = reply.send(Err(join()));
         }
+        RoomCmd::End { reply, .. } | RoomCmd::Update { reply, .. } => {
+            let _ = reply.send(Err(Rejection::new(ErrorCode::StorageUnavailable, why)));
+        }
+        RoomCmd::Shutdown { reply } | RoomCmd::Barrier { reply } => {
+            let _ = reply.send(());
+        }
+        RoomCmd::Request { .. } | RoomCmd::Disconnected { .. } => {}
     }
 }
 
@@ -343,6 +348,8 @@ impl RoomActor {
                                 self.on_shutdown(now, &mut batch);
                                 shutdown_reply = Some(reply);
                             }
+                            // Nothing that arrived after the shutdown is applied.
+                            other if shutdown_reply.is_some() => refuse(other, || JoinError::Retry, "server shutting down"),
                             other => self.on_cmd(other, now, &mut batch),
                         }
                     }
@@ -656,6 +663,25 @@ impl RoomActor {
             return;
         };
         let actor = conn.actor.clone();
+        // A leave or kick earlier in this batch closes the connection only
+        // after delivery; nothing it sends meanwhile may count.
+        if actor.role.is_listed()
+            && !self
+                .state
+                .members
+                .get(&actor.identity)
+                .is_some_and(|m| m.present)
+        {
+            b.out.push(Out::Refusal(
+                conn_id,
+                error_frame(
+                    req_id,
+                    ErrorCode::InvalidState,
+                    "you have left this session",
+                ),
+            ));
+            return;
+        }
         if matches!(msg, ClientMsg::Leave) {
             for e in self
                 .state
@@ -1020,6 +1046,15 @@ impl RoomActor {
                 match load_state(&self.shared, &self.id).await {
                     Ok(Some(state)) => {
                         self.state = state;
+                        // Members the stored state still has present but who
+                        // have no connection get a grace period again, so
+                        // nobody stays "present" forever.
+                        let now = Timestamp::now();
+                        for id in self.state.present_identities() {
+                            if !self.by_identity.contains_key(&id) {
+                                self.away.entry(id).or_insert(now);
+                            }
+                        }
                         let seq = self.state.seq;
                         self.ring.retain(|(s, _, _)| *s <= seq);
                     }

@@ -91,3 +91,29 @@ async fn in_audience_mode_participants_see_only_their_own_hand() {
     assert!(c.welcome["hands"].as_array().unwrap().is_empty());
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_right_after_leaving_leaves_no_ghost_hand() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut p = s.join(&id, "p", Role::Participant).await;
+    host.wait_type("participant_joined").await;
+    // Back to back, so both usually land in one batch of the room.
+    p.send_raw(r#"{"type":"leave","req_id":1}"#).await;
+    p.send_raw(r#"{"type":"hand_raise","req_id":2}"#).await;
+    p.wait_closed().await;
+    host.wait_type("participant_left").await;
+    let late = s.join(&id, "late", Role::Moderator).await;
+    assert!(
+        late.welcome["hands"].as_array().unwrap().is_empty(),
+        "{}",
+        late.welcome["hands"]
+    );
+    let events = s.events(&id).await;
+    assert!(
+        !events.iter().any(|e| e["type"] == "hand_raised"),
+        "no hand was stored"
+    );
+    s.stop().await;
+}
