@@ -5,13 +5,12 @@
 
 use crate::report::{Latency, Report, ServerReport};
 use anyhow::{anyhow, Context};
-use hdrhistogram::Histogram;
 use lectern::media::peer::{self, PacketHook, Peer, PublishOptions, Received};
 use serde_json::{json, Value};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const ROOM: u64 = 4242;
 
@@ -100,33 +99,14 @@ impl Janus {
 }
 
 fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some(rest) = stat.rsplit_once(')').map(|r| r.1) else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    lectern::http::metrics::process_usage_of(&pid.to_string())
+        .map(|u| u.0)
+        .unwrap_or(0.0)
 }
 
 fn rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
+    lectern::http::metrics::process_usage_of(&pid.to_string())
+        .map(|u| u.1)
         .unwrap_or(0)
 }
 
@@ -193,24 +173,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         .await
         .map_err(|e| anyhow!(e))?;
 
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let hook: PacketHook = {
-        let (hist, measuring) = (hist.clone(), measuring.clone());
-        Arc::new(move |_o, mime, pkt| {
-            if !measuring.load(Ordering::Relaxed) || !mime.eq_ignore_ascii_case("video/vp8") {
-                return;
-            }
-            if let Some(sent) = peer::sent_at_micros(&pkt.payload) {
-                let _ = hist
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .record(now_micros().saturating_sub(sent).max(1));
-            }
-        })
-    };
+    let (hist, measuring, hook) = crate::report::delay_hook();
     // Janus lists a feed only once its media flows; join after that.
     let ready = Instant::now() + Duration::from_secs(10);
     while publisher.sent.load(Ordering::Relaxed) == 0 && Instant::now() < ready {

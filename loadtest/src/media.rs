@@ -5,11 +5,10 @@
 
 use crate::client::{Api, WsClient};
 use crate::report::{Latency, Report, ServerReport};
-use hdrhistogram::Histogram;
-use lectern::media::peer::{self, PacketHook, PublishOptions, Received};
+use lectern::media::peer::{self, PublishOptions, Received};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub struct Params {
     pub subscribers: usize,
@@ -19,13 +18,6 @@ pub struct Params {
 /// Stops the publisher's senders (the peer stays open until dropped).
 fn publisher_running(p: &peer::Publisher) {
     p.stop();
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 pub async fn run(api: &Api, p: Params) -> anyhow::Result<Report> {
@@ -40,22 +32,7 @@ pub async fn run(api: &Api, p: Params) -> anyhow::Result<Report> {
         .await
         .map_err(|e| anyhow::anyhow!("publishing failed: {e}"))?;
 
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let hook: PacketHook = {
-        let (hist, measuring) = (hist.clone(), measuring.clone());
-        Arc::new(move |_owner, mime, pkt| {
-            if !measuring.load(Ordering::Relaxed) || !mime.eq_ignore_ascii_case("video/vp8") {
-                return;
-            }
-            if let Some(sent) = peer::sent_at_micros(&pkt.payload) {
-                let delay = now_micros().saturating_sub(sent).max(1);
-                let _ = hist.lock().unwrap_or_else(|e| e.into_inner()).record(delay);
-            }
-        })
-    };
+    let (hist, measuring, hook) = crate::report::delay_hook();
 
     // Join in small waves, as a class does over a minute.
     let started = Instant::now();

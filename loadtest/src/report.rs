@@ -1,7 +1,39 @@
 //! The report every scenario produces: printed, and written as JSON.
 
 use hdrhistogram::Histogram;
+use lectern::media::peer::{self, PacketHook};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Microseconds since the Unix epoch (the clock generated payloads carry).
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A histogram of publisher-to-subscriber video delay, the switch that turns
+/// recording on, and the packet hook that fills it.
+pub fn delay_hook() -> (Arc<Mutex<Histogram<u64>>>, Arc<AtomicBool>, PacketHook) {
+    let hist = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+    ));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let (h, m) = (hist.clone(), measuring.clone());
+    let hook: PacketHook = Arc::new(move |_owner, mime, pkt| {
+        if !m.load(Ordering::Relaxed) || !mime.eq_ignore_ascii_case("video/vp8") {
+            return;
+        }
+        if let Some(sent) = peer::sent_at_micros(&pkt.payload) {
+            let delay = now_micros().saturating_sub(sent).max(1);
+            let _ = h.lock().unwrap_or_else(|e| e.into_inner()).record(delay);
+        }
+    });
+    (hist, measuring, hook)
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Latency {

@@ -4,13 +4,13 @@
 //! cannot hide its stall by slowing the sender down.
 
 use crate::client::{source_for, Api, FrameHook, WsClient};
-use crate::report::{Latency, Report, ServerReport};
+use crate::report::{now_micros, Latency, Report, ServerReport};
 use hdrhistogram::Histogram;
 use lectern::protocol::ClientMsg;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 pub struct Params {
     pub clients: usize,
@@ -18,13 +18,6 @@ pub struct Params {
     pub members: usize,
     pub rate: f64,
     pub duration_s: u64,
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 fn histogram() -> Histogram<u64> {
