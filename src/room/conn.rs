@@ -2,6 +2,7 @@
 //! frames and a way to close it with a code. The signal layer owns the socket.
 
 use axum::extract::ws::Utf8Bytes;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -10,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Default)]
 pub struct Closer {
     token: CancellationToken,
+    /// Mirrors the token for the per-frame check: the token's own
+    /// `is_cancelled` takes a lock, and fan-out asks once per frame.
+    closed: AtomicBool,
     reason: Mutex<Option<(u16, String)>>,
 }
 
@@ -20,6 +24,7 @@ impl Closer {
         if r.is_none() {
             *r = Some((code, reason.to_string()));
         }
+        self.closed.store(true, Ordering::Release);
         self.token.cancel();
     }
 
@@ -28,7 +33,7 @@ impl Closer {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.token.is_cancelled()
+        self.closed.load(Ordering::Acquire)
     }
 
     pub fn reason(&self) -> Option<(u16, String)> {
