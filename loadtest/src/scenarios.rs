@@ -61,6 +61,14 @@ impl Samples {
     }
 }
 
+/// Waits for the `i`-th slot of an open-loop schedule of `rate` per second
+/// and returns its scheduled time (Unix µs): a late send shows as delay.
+async fn slot(start: tokio::time::Instant, i: u64, rate: f64) -> u64 {
+    let at = start + Duration::from_secs_f64(i as f64 / rate);
+    tokio::time::sleep_until(at).await;
+    now_micros() - at.elapsed().as_micros() as u64
+}
+
 /// A one-line progress display, refreshed at most once a second.
 struct Progress {
     start: Instant,
@@ -263,12 +271,9 @@ async fn chat_load(
     let mut progress = Progress::new(duration_s);
     let total = (rate * duration_s as f64) as u64;
     for i in 0..total {
-        let at = start + Duration::from_secs_f64(i as f64 / rate);
-        tokio::time::sleep_until(at).await;
+        let scheduled = slot(start, i, rate).await;
         // Round robin keeps every member under the per-member chat limit.
         let who = (i % clients.len() as u64) as usize;
-        // The scheduled time, not the send time: a late send shows as delay.
-        let scheduled = now_micros() - at.elapsed().as_micros() as u64;
         clients[who].send(&ClientMsg::ChatSend {
             text: format!("lt:{scheduled}"),
         });
@@ -287,7 +292,7 @@ pub async fn chat_fanout(api: &Api, p: &Params) -> anyhow::Result<Report> {
         api,
         &[sid],
         p.members,
-        "moderator",
+        "participant",
         || Some(samples.chat_hook()),
         0,
     )
@@ -457,11 +462,9 @@ pub async fn qa_audience(api: &Api, p: &Params) -> anyhow::Result<Report> {
     let mut progress = Progress::new(p.duration_s);
     for i in 0..total {
         progress.tick(i, samples.count.load(Ordering::Relaxed));
-        let at = start + Duration::from_secs_f64(i as f64 / p.rate);
-        tokio::time::sleep_until(at).await;
+        let scheduled = slot(start, i, p.rate).await;
         let who = (i % clients.len() as u64) as usize;
         if i % 5 == 0 || asked == 0 {
-            let scheduled = now_micros() - at.elapsed().as_micros() as u64;
             clients[who].send(&ClientMsg::QuestionAsk {
                 text: format!("lt:{scheduled}"),
             });
@@ -538,15 +541,13 @@ pub async fn classroom_mix(api: &Api, p: &Params) -> anyhow::Result<Report> {
     let mut progress = Progress::new(p.duration_s);
     for i in 0..total {
         progress.tick(i, samples.count.load(Ordering::Relaxed));
-        let at = start + Duration::from_secs_f64(i as f64 / p.rate);
-        tokio::time::sleep_until(at).await;
+        let scheduled = slot(start, i, p.rate).await;
         let room = &mut by_room[(i % rooms as u64) as usize];
         if room.is_empty() {
             continue;
         }
         let n = room.len() as u64;
         let who = ((i / rooms as u64) % n) as usize;
-        let scheduled = now_micros() - at.elapsed().as_micros() as u64;
         room[who].send(&ClientMsg::ChatSend {
             text: format!("lt:{scheduled}"),
         });
