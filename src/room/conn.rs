@@ -2,8 +2,12 @@
 //! frames and a way to close it with a code. The signal layer owns the socket.
 
 use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +18,10 @@ pub struct Closer {
     /// Mirrors the token for the per-frame check: the token's own
     /// `is_cancelled` takes a lock, and fan-out asks once per frame.
     closed: AtomicBool,
+    /// The writer's waker: re-arming it is two atomic operations, where the
+    /// token's future takes a lock on every poll (the writer polls once
+    /// per wake-up, so once per delivered burst).
+    writer: AtomicWaker,
     reason: Mutex<Option<(u16, String)>>,
 }
 
@@ -25,7 +33,14 @@ impl Closer {
             *r = Some((code, reason.to_string()));
         }
         self.closed.store(true, Ordering::Release);
+        self.writer.wake();
         self.token.cancel();
+    }
+
+    /// Resolves once the connection is asked to close. For one task only
+    /// (the connection's writer): a second waiter would steal its wake-up.
+    pub fn writer_closed(&self) -> WriterClosed<'_> {
+        WriterClosed(self)
     }
 
     pub async fn closed(&self) {
@@ -41,6 +56,26 @@ impl Closer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+/// See [`Closer::writer_closed`].
+pub struct WriterClosed<'a>(&'a Closer);
+
+impl Future for WriterClosed<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.is_closed() {
+            return Poll::Ready(());
+        }
+        self.0.writer.register(cx.waker());
+        // A close between the check and the registration woke nobody.
+        if self.0.is_closed() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -70,5 +105,25 @@ impl ConnHandle {
             mpsc::error::TrySendError::Full(_) => SendFail::Full,
             mpsc::error::TrySendError::Closed(_) => SendFail::Closed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writer_closed_wakes_a_waiting_writer_and_reports_the_first_reason() {
+        let closer = Arc::new(Closer::default());
+        let c = closer.clone();
+        let writer = tokio::spawn(async move { c.writer_closed().await });
+        tokio::task::yield_now().await;
+        assert!(!writer.is_finished());
+        closer.close(4008, "slow");
+        closer.close(1000, "later");
+        writer.await.unwrap();
+        assert_eq!(closer.reason(), Some((4008, "slow".into())));
+        // Already closed: ready at once.
+        closer.writer_closed().await;
     }
 }

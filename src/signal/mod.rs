@@ -119,8 +119,10 @@ pub async fn ws_handler(
         name: claims.name,
         role: claims.role,
     };
+    // Small buffers keep idle connections cheap; queued frames collect in
+    // the write buffer until the writer flushes its burst.
     ws.read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
@@ -421,6 +423,11 @@ fn reject(
     );
 }
 
+/// At most this many queued frames are written with one flush.
+const WRITE_BURST: usize = 64;
+/// Frames collect up to this many bytes before they go to the socket.
+const WRITE_BUFFER: usize = 8 * 1024;
+
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Utf8Bytes>,
@@ -428,9 +435,9 @@ async fn write_loop(
 ) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
-    // One `closed` future for the whole loop: making a new one per frame
-    // registers and drops a waiter each time (it showed in profiles).
-    let closed = closer.closed();
+    // One `closed` future for the whole loop, and a lock-free one: making a
+    // token future per frame, or polling one, showed in profiles.
+    let closed = closer.writer_closed();
     tokio::pin!(closed);
     loop {
         tokio::select! {
@@ -438,8 +445,20 @@ async fn write_loop(
             _ = &mut closed => break,
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
+                // Everything already queued goes out with one flush (one
+                // write syscall for a burst, not one per frame).
+                let burst = async {
+                    sink.feed(Message::Text(frame)).await?;
+                    for _ in 1..WRITE_BURST {
+                        match rx.try_recv() {
+                            Ok(f) => sink.feed(Message::Text(f)).await?,
+                            Err(_) => break,
+                        }
+                    }
+                    sink.flush().await
+                };
                 tokio::select! {
-                    r = sink.send(Message::Text(frame)) => if r.is_err() { closer.close(1006, "write failed"); return },
+                    r = burst => if r.is_err() { closer.close(1006, "write failed"); return },
                     _ = &mut closed => break,
                 }
             }
