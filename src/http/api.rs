@@ -33,6 +33,7 @@ pub fn routes() -> Router<App> {
         .route("/sessions/{id}/questions", get(questions))
         .route("/sessions/{id}/events", get(events))
         .route("/sessions/{id}/attendance", get(attendance_report))
+        .route("/token-info", get(token_info))
 }
 
 /// Requires `Authorization: Bearer <admin key>`.
@@ -526,6 +527,46 @@ async fn attendance_report(
     }
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct TokenInfoQuery {
+    /// A join token.
+    token: Option<String>,
+}
+
+/// What a join link is for, so the join page can greet the member and ask
+/// for camera and microphone only when the role may publish. The token is
+/// the credential: no admin key.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenInfo {
+    pub session: SessionInfo,
+    pub identity: String,
+    pub name: String,
+    pub role: Role,
+    pub expires_at: Timestamp,
+}
+
+#[utoipa::path(get, path = "/api/v1/token-info", tag = "join", params(TokenInfoQuery),
+    responses((status = 200, body = TokenInfo),
+              (status = 401, description = "Invalid or expired token (`unauthorized`, `token_expired`)", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 410, description = "The session has ended", body = ErrorBody)))]
+async fn token_info(
+    State(app): State<App>,
+    Query(q): Query<TokenInfoQuery>,
+) -> Result<Json<TokenInfo>, ApiError> {
+    let token = q
+        .token
+        .ok_or_else(|| ApiError::bad_request("give the join token: ?token=…"))?;
+    let (claims, session) = crate::signal::check_token(&app, &token, TokenType::Join).await?;
+    Ok(Json(TokenInfo {
+        session,
+        identity: claims.sub,
+        name: claims.name,
+        role: claims.role,
+        expires_at: Timestamp(claims.exp * 1000),
+    }))
+}
+
 struct SecurityAddon;
 
 impl utoipa::Modify for SecurityAddon {
@@ -543,7 +584,7 @@ impl utoipa::Modify for SecurityAddon {
 #[openapi(
     info(title = "Lectern API", description = "Sessions, join tokens and reports of the Lectern live classroom server. The WebSocket protocol is in docs/protocol.md."),
     paths(create_session, list_sessions, get_session, update_session, end_session, create_token,
-          participants, chat, questions, events, attendance_report),
+          participants, chat, questions, events, attendance_report, token_info),
     components(schemas(ErrorBody, ErrorDetail, TimelineEvent)),
     modifiers(&SecurityAddon)
 )]

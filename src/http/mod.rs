@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod metrics;
+pub mod web;
 
 use crate::protocol::ErrorCode;
 use crate::App;
@@ -80,6 +81,7 @@ impl IntoResponse for ApiError {
 pub fn router(app: App) -> Router {
     Router::new()
         .nest("/api/v1", api::routes())
+        .merge(web::routes())
         .route("/ws", get(crate::signal::ws_handler))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

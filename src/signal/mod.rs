@@ -4,9 +4,11 @@
 //! Nothing past this module sees raw JSON. Bad frames are answered here with
 //! an `error` frame and never reach the room.
 
-use crate::auth::TokenType;
+use crate::auth::{Claims, TokenType};
 use crate::http::ApiError;
-use crate::protocol::{close, ClientMsg, ErrorCode, ReqId, ServerMsg, SessionStatus, Timestamp};
+use crate::protocol::{
+    close, ClientMsg, ErrorCode, ReqId, ServerMsg, SessionInfo, SessionStatus, Timestamp,
+};
 use crate::room::conn::{Closer, ConnHandle};
 use crate::room::{Actor, RoomError, RoomLink};
 use crate::App;
@@ -62,50 +64,10 @@ pub async fn ws_handler(
             )
         }
     };
-    let claims = match app.keys.verify(token, Timestamp::now()) {
-        Ok(c) if c.typ == want => c,
-        Ok(_) => {
-            return refuse(
-                &app,
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorCode::Unauthorized,
-                    "wrong kind of token for this parameter",
-                ),
-            )
-        }
-        Err(crate::auth::TokenError::Expired) => {
-            return refuse(
-                &app,
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorCode::TokenExpired,
-                    "your link has expired; ask the organiser for a new one",
-                ),
-            )
-        }
-        Err(e) => {
-            return refuse(
-                &app,
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorCode::Unauthorized,
-                    format!("invalid token: {e}"),
-                ),
-            )
-        }
+    let claims = match check_token(&app, token, want).await {
+        Ok((claims, _)) => claims,
+        Err(e) => return refuse(&app, e),
     };
-    match app.store.get_session(&claims.sid).await {
-        Ok(Some(s)) if s.status == SessionStatus::Ended => {
-            return refuse(
-                &app,
-                ApiError::from_code(ErrorCode::SessionEnded, "this session has ended"),
-            )
-        }
-        Ok(Some(_)) => {}
-        Ok(None) => return refuse(&app, ApiError::not_found("session")),
-        Err(e) => return refuse(&app, e.into()),
-    }
     let limits = &app.config.limits;
     // A hard cap well above the frame limit: frames between the two get a
     // `frame_too_large` error and the connection stays up.
@@ -127,6 +89,49 @@ pub async fn ws_handler(
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
         .on_upgrade(move |socket| connection(app, socket, claims.sid, actor, q.last_seq))
+}
+
+/// Verifies a token of the wanted kind and loads its session, refusing an
+/// expired token, a missing session and an ended one. Shared by `/ws` and
+/// the join page's `GET /api/v1/token-info`.
+pub async fn check_token(
+    app: &App,
+    token: &str,
+    want: TokenType,
+) -> Result<(Claims, SessionInfo), ApiError> {
+    let claims = match app.keys.verify(token, Timestamp::now()) {
+        Ok(c) if c.typ == want => c,
+        Ok(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "wrong kind of token for this parameter",
+            ))
+        }
+        Err(crate::auth::TokenError::Expired) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::TokenExpired,
+                "your link has expired; ask the organiser for a new one",
+            ))
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                format!("invalid token: {e}"),
+            ))
+        }
+    };
+    match app.store.get_session(&claims.sid).await {
+        Ok(Some(s)) if s.status == SessionStatus::Ended => Err(ApiError::from_code(
+            ErrorCode::SessionEnded,
+            "this session has ended",
+        )),
+        Ok(Some(s)) => Ok((claims, s)),
+        Ok(None) => Err(ApiError::not_found("session")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Counts rejected frames over ten seconds to spot abusive clients.

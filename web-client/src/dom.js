@@ -1,0 +1,88 @@
+// A tiny element builder: no framework, no virtual DOM. Pages build their
+// elements once and update the parts that change.
+
+/**
+ * @typedef {string | number | Node | null | undefined | false} Child
+ * @typedef {Record<string, any>} Props
+ */
+
+/**
+ * Creates an element. Props: `class`, `text`, `on<event>` handlers,
+ * `dataset`, `aria-*` and any other attribute; `false`/`null` values are
+ * left out, `true` becomes an empty attribute.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Props} [props]
+ * @param {Child[] | Child} [children]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
+export function h(tag, props = {}, children = []) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k === 'class') el.className = String(v);
+    else if (k === 'text') el.textContent = String(v);
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'value' && 'value' in el) /** @type {HTMLInputElement} */ (el).value = String(v);
+    else if (k === 'checked' && 'checked' in el) /** @type {HTMLInputElement} */ (el).checked = Boolean(v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+/**
+ * @param {Element} el
+ * @param {Child[] | Child} children
+ */
+export function append(el, children) {
+  for (const c of Array.isArray(children) ? children : [children]) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(typeof c === 'object' ? c : String(c));
+  }
+}
+
+/**
+ * Replaces an element's children.
+ * @param {Element} el
+ * @param {Child[] | Child} children
+ */
+export function replace(el, children) {
+  el.replaceChildren();
+  append(el, children);
+}
+
+/**
+ * Formats an RFC 3339 time as a local clock time.
+ * @param {string} at
+ */
+export function clock(at) {
+  const d = new Date(at);
+  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+/**
+ * Copies text to the clipboard, falling back to a selected field where the
+ * Clipboard API is refused (plain http on a LAN address).
+ * @param {string} text
+ * @returns {Promise<boolean>}
+ */
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const area = h('textarea', { value: text, 'aria-hidden': 'true', class: 'offscreen' });
+    document.body.append(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand('copy');
+    } catch {
+      ok = false;
+    }
+    area.remove();
+    return ok;
+  }
+}

@@ -1,0 +1,76 @@
+// A host and two participants in a seminar: each sees the others' video
+// playing, chat goes round, raised hands reach the host's queue in order.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { createSession, joinUrl, launch, newPage, shot, videoPlaying, waitFor } from './helpers.mjs';
+
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+before(async () => {
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/**
+ * Opens a join link and enters the classroom.
+ * @param {string} url
+ * @param {string} label
+ */
+async function enter(url, label, lang = 'en') {
+  const page = await newPage(browser, { lang, label });
+  await page.goto(`${url}&lang=${lang}`);
+  await page.locator('.join-btn').click();
+  await page.locator('.status[data-state="open"]').waitFor();
+  return page;
+}
+
+test('seminar: video both ways, chat, hand queue in order', async () => {
+  const s = await createSession('seminar', '四年级阅读研讨 e2e');
+  const host = await enter(await joinUrl(s.id, 'tutor-1', '王老师', 'host'), 'host');
+  const li = await enter(await joinUrl(s.id, 't-1', '李老师', 'participant'), 'li');
+  const zhang = await enter(await joinUrl(s.id, 't-2', '张老师', 'participant'), 'zhang');
+
+  // Everyone sees the two others' cameras playing.
+  for (const [page, others] of [
+    [host, ['t-1', 't-2']],
+    [li, ['tutor-1', 't-2']],
+    [zhang, ['tutor-1', 't-1']],
+  ]) {
+    for (const o of others) {
+      const video = page.locator(`.tile[data-key="${o}"] video`);
+      await waitFor(() => videoPlaying(video), { what: `${o}'s video playing`, timeout: 20000 });
+    }
+  }
+
+  // Chat round trip.
+  await li.getByRole('textbox', { name: 'Chat message' }).fill('第三页的例子很有用');
+  await li.getByRole('button', { name: 'Send' }).click();
+  for (const page of [host, zhang, li]) {
+    await page.locator('.chat-list .msg', { hasText: '第三页的例子很有用' }).waitFor();
+  }
+  await zhang.getByRole('textbox', { name: 'Chat message' }).fill('agreed');
+  await zhang.getByRole('textbox', { name: 'Chat message' }).press('Enter');
+  await host.locator('.chat-list .msg', { hasText: 'agreed' }).waitFor();
+
+  // Hands: Zhang first, then Li; the host's queue keeps that order.
+  await zhang.getByRole('button', { name: 'Raise hand' }).click();
+  await zhang.getByRole('button', { name: 'Lower hand' }).waitFor();
+  await li.getByRole('button', { name: 'Raise hand' }).click();
+  await host.getByRole('tab', { name: /Hands/ }).click();
+  await waitFor(async () => (await host.locator('.hand-queue .hand').count()) === 2, { what: 'two hands in the host queue' });
+  const order = await host.locator('.hand-queue .hand .who').allInnerTexts();
+  assert.deepEqual(order, ['张老师', '李老师']);
+  await shot(host, 'seminar-host-1280');
+
+  // The host lowers Zhang's hand; Li is now first.
+  await host.getByRole('button', { name: "Lower 张老师's hand" }).click();
+  await waitFor(async () => (await host.locator('.hand-queue .hand .who').allInnerTexts()).join() === '李老师', { what: 'only Li left in the queue' });
+  await zhang.getByRole('button', { name: 'Raise hand' }).waitFor();
+
+  for (const p of [host, li, zhang]) await p.context().close();
+});

@@ -1,0 +1,196 @@
+// Shared helpers for the end-to-end tests (node:test + Playwright driving
+// Debian's headless Chromium). The Rust test `tests/web/main.rs` starts a
+// server and runs these files with:
+//   LECTERN_URL        the server's base URL, e.g. http://127.0.0.1:PORT
+//   LECTERN_ADMIN_KEY  its admin key
+//   LECTERN_ARTIFACTS  where screenshots go (default: ../target/web-artifacts)
+//   LECTERN_CHROMIUM   the Chromium binary (default: /usr/bin/chromium)
+
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The server under test, without a trailing slash. */
+export const BASE = (process.env.LECTERN_URL || '').replace(/\/+$/, '');
+export const ADMIN_KEY = process.env.LECTERN_ADMIN_KEY || '';
+export const ARTIFACTS = process.env.LECTERN_ARTIFACTS
+  || resolve(here, '../../target/web-artifacts');
+export const CHROMIUM = process.env.LECTERN_CHROMIUM || '/usr/bin/chromium';
+
+if (!BASE) {
+  throw new Error('LECTERN_URL is not set: run these tests through `cargo test --test web`, '
+    + 'or start a server and set LECTERN_URL and LECTERN_ADMIN_KEY');
+}
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+/**
+ * Launches headless Chromium with fake camera and microphone.
+ * @returns {Promise<import('playwright-core').Browser>}
+ */
+export function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/**
+ * A new context (own cookies and storage) and a page in it. The page's
+ * console errors and uncaught errors go to stderr, prefixed with `label`.
+ * @param {import('playwright-core').Browser} browser
+ * @param {{ lang?: string, width?: number, height?: number, label?: string }} [opts]
+ * @returns {Promise<import('playwright-core').Page>}
+ */
+export async function newPage(browser, { lang = 'zh-CN', width = 1280, height = 800, label } = {}) {
+  const context = await browser.newContext({
+    viewport: { width, height },
+    locale: lang,
+    permissions: ['camera', 'microphone'],
+  });
+  const page = await context.newPage();
+  const tag = `[${label || `page ${lang} ${width}x${height}`}]`;
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const where = msg.location()?.url || '';
+    // Chromium asks every page for /favicon.ico; its 404 is not the client's.
+    if (where.endsWith('/favicon.ico')) return;
+    process.stderr.write(`${tag} console.error: ${msg.text()}${where ? ` (${where})` : ''}\n`);
+  });
+  page.on('pageerror', (err) => {
+    process.stderr.write(`${tag} page error: ${err && err.stack ? err.stack : err}\n`);
+  });
+  return page;
+}
+
+/**
+ * Calls the admin REST API: `${LECTERN_URL}/api/v1${path}`, JSON in and out.
+ * Throws, with the status and body, on a non-2xx answer.
+ * @param {string} method
+ * @param {string} path  e.g. `/sessions`
+ * @param {any} [body]
+ */
+export async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${ADMIN_KEY}`, Accept: 'application/json' };
+  /** @type {RequestInit} */
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(`${BASE}/api/v1${path}`, init);
+  const text = await res.text();
+  if (!res.ok) {
+    throw new Error(`${method} /api/v1${path} answered ${res.status}: ${text}`);
+  }
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * Creates a session; returns the session JSON (with `id`).
+ * @param {'qa' | 'seminar'} kind
+ * @param {string} title
+ * @param {Record<string, any>} [settings]
+ */
+export function createSession(kind, title, settings = {}) {
+  return api('POST', '/sessions', { title, kind, settings });
+}
+
+/**
+ * Signs a join link for `identity` and returns its URL on the server under test.
+ * @param {string} sessionId
+ * @param {string} identity
+ * @param {string} name
+ * @param {'host' | 'moderator' | 'participant' | 'observer'} role
+ * @returns {Promise<string>}
+ */
+export async function joinUrl(sessionId, identity, name, role) {
+  const t = await api('POST', `/sessions/${encodeURIComponent(sessionId)}/tokens`, { identity, name, role });
+  if (typeof t.join_url === 'string' && t.join_url.startsWith(`${BASE}/`)) return t.join_url;
+  return `${BASE}/join?token=${encodeURIComponent(t.token)}`;
+}
+
+/**
+ * Saves a full-page screenshot as `${LECTERN_ARTIFACTS}/${name}.png`.
+ * @param {import('playwright-core').Page} page
+ * @param {string} name
+ * @returns {Promise<string>} the file's path
+ */
+export async function shot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+/**
+ * Polls `fn` until it returns a truthy value, which it returns. Errors thrown
+ * by `fn` count as "not yet"; the last one is in the timeout message.
+ * @template T
+ * @param {() => T | Promise<T>} fn
+ * @param {{ timeout?: number, interval?: number, what?: string }} [opts]
+ * @returns {Promise<T>}
+ */
+export async function waitFor(fn, { timeout = 15000, interval = 100, what = 'a condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  let lastErr;
+  for (;;) {
+    try {
+      last = await fn();
+      lastErr = undefined;
+      if (last) return last;
+    } catch (e) {
+      lastErr = e;
+    }
+    if (Date.now() >= deadline) {
+      const why = lastErr ? `; last error: ${lastErr && lastErr.message ? lastErr.message : lastErr}`
+        : `; last value: ${JSON.stringify(last)}`;
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}${why}`);
+    }
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/**
+ * Whether a `<video>` is really playing: it has a size, and over one second
+ * both its `currentTime` and its decoded frame count advance.
+ * @param {import('playwright-core').Locator} locator  one `<video>` element
+ * @returns {Promise<boolean>}
+ */
+export async function videoPlaying(locator) {
+  return locator.evaluate(async (el) => {
+    const v = /** @type {HTMLVideoElement} */ (el);
+    const frames = () => {
+      if (typeof v.getVideoPlaybackQuality === 'function') {
+        return v.getVideoPlaybackQuality().totalVideoFrames;
+      }
+      return /** @type {any} */ (v).webkitDecodedFrameCount || 0;
+    };
+    const t0 = v.currentTime;
+    const f0 = frames();
+    await new Promise((r) => setTimeout(r, 1000));
+    return v.videoWidth > 0 && v.currentTime > t0 && frames() > f0;
+  });
+}
