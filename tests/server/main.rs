@@ -17,3 +17,4 @@ mod resume;
 mod rooms;
 mod stage;
 mod storage_failure;
+mod web;

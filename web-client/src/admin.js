@@ -18,6 +18,8 @@ export function adminPage(root) {
   let sessions = [];
   /** @type {string | null} */
   let openId = null;
+  /** Links made on this page, by session, kept across refreshes. @type {Map<string, { role: string, name: string, url: string }[]>} */
+  const made = new Map();
 
   const notice = h('div', { class: 'notice', role: 'alert', hidden: true });
   const keyInput = h('input', { type: 'password', autocomplete: 'off', class: 'key-input', value: key });
@@ -159,26 +161,15 @@ export function adminPage(root) {
       e.preventDefault();
       const r = await call('POST', `/sessions/${id}/tokens`, { identity: identity.value.trim(), name: name.value.trim(), role: role.value });
       if (!r) return;
-      const url = r.join_url;
-      const copied = h('span', { class: 'hint', role: 'status' });
-      links.prepend(
-        h('li', {}, [
-          h('span', { class: 'badge', text: t(`role.${role.value}`) }),
-          h('span', { text: name.value.trim() }),
-          h('input', { type: 'text', readonly: true, value: url, class: 'link-url', 'aria-label': t('admin.link_for', { name: name.value.trim() }) }),
-          h('button', {
-            type: 'button',
-            text: t('admin.copy'),
-            onclick: async () => {
-              copied.textContent = (await copyText(url)) ? t('admin.copied') : t('admin.copy_failed');
-            },
-          }),
-          copied,
-        ]),
-      );
+      const list = made.get(id) ?? [];
+      list.unshift({ role: role.value, name: name.value.trim(), url: r.join_url });
+      made.set(id, list);
+      links.prepend(linkItem(list[0]));
       identity.value = '';
       name.value = '';
     });
+
+    for (const l of made.get(id) ?? []) links.append(linkItem(l));
 
     const csv = h('button', {
       type: 'button',
@@ -207,7 +198,7 @@ export function adminPage(root) {
             present.filter((/** @type {any} */ p) => p.present).map((/** @type {any} */ p) => h('li', {}, [h('span', { text: p.name }), ' ', h('span', { class: 'badge', text: t(`role.${p.role}`) })])),
           )
         : h('p', { class: 'empty', text: t('admin.nobody') }),
-      h('div', { class: 'row' }, [tx(h('h3'), 'admin.attendance'), csv, h('button', { type: 'button', text: t('admin.refresh'), onclick: () => openSession(id) })]),
+      h('div', { class: 'row' }, [tx(h('h3'), 'admin.attendance'), csv, h('button', { type: 'button', text: t('admin.refresh'), onclick: () => load() })]),
       attendance && attendance.length
         ? h('div', { class: 'table-wrap' }, [
             h('table', { class: 'attendance' }, [
@@ -243,6 +234,24 @@ export function adminPage(root) {
         : null,
     ]);
     detail.hidden = false;
+  }
+
+  /** @param {{ role: string, name: string, url: string }} l */
+  function linkItem(l) {
+    const copied = h('span', { class: 'hint', role: 'status' });
+    return h('li', {}, [
+      h('span', { class: 'badge', text: t(`role.${l.role}`) }),
+      h('span', { text: l.name }),
+      h('input', { type: 'text', readonly: true, value: l.url, class: 'link-url', 'aria-label': t('admin.link_for', { name: l.name }) }),
+      h('button', {
+        type: 'button',
+        text: t('admin.copy'),
+        onclick: async () => {
+          copied.textContent = (await copyText(l.url)) ? t('admin.copied') : t('admin.copy_failed');
+        },
+      }),
+      copied,
+    ]);
   }
 
   if (key) load();

@@ -61,7 +61,7 @@ export class Conn {
     };
     this.onOffline = () => {
       // The browser knows the link is gone: say so now, not at the next ping.
-      if (this.ws && this.state === 'open') this.ws.close(4100, 'offline');
+      if (this.ws && this.state === 'open') this.drop();
     };
     window.addEventListener('online', this.onOnline);
     window.addEventListener('offline', this.onOffline);
@@ -153,6 +153,26 @@ export class Conn {
     });
   }
 
+  /**
+   * Gives up on the current socket at once (a dead link may take minutes to
+   * report its close) and starts reconnecting.
+   */
+  drop() {
+    const ws = this.ws;
+    if (!ws) return;
+    ws.onclose = null;
+    ws.onmessage = null;
+    try {
+      ws.close(4100, 'link lost');
+    } catch {
+      // Already closing.
+    }
+    this.ws = null;
+    this.stopPings();
+    this.failPending();
+    this.closed(1006, '', true);
+  }
+
   failPending() {
     for (const p of this.pending.values()) {
       p.reject(new RequestError({ code: 'offline', message: 'connection lost' }));
@@ -166,7 +186,7 @@ export class Conn {
       if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
       if (Date.now() - this.lastPong > PING_EVERY + PONG_WAIT) {
         // Nothing came back: the link is dead even if the socket says open.
-        this.ws.close(4100, 'no pong');
+        this.drop();
         return;
       }
       this.ws.send('{"type":"ping"}');

@@ -3,7 +3,7 @@
 // with audio only") before entering the classroom.
 
 import { h, replace } from './dom.js';
-import { t, tx } from './i18n.js';
+import { t, tx, onLang } from './i18n.js';
 import { mediaErrorKey } from './classroom.js';
 
 /**
@@ -54,8 +54,13 @@ export function joinPage(root, info) {
   let meterFrame = 0;
 
   const heading = h('h1', { text: info.session.title });
-  const who = h('p', { class: 'lead', text: t('join.as', { name: info.name, role: t(`role.${info.role}`) }) });
-  const kind = h('p', { class: 'hint', text: t(`kind.${info.session.kind}`) });
+  const who = h('p', { class: 'lead' });
+  const kind = tx(h('p', { class: 'hint' }), `kind.${info.session.kind}`);
+  const greet = () => {
+    who.textContent = t('join.as', { name: info.name, role: t(`role.${info.role}`) });
+  };
+  greet();
+  onLang(greet);
   const problem = h('div', { class: 'problem', role: 'alert', hidden: true });
   const preview = h('video', { autoplay: true, playsinline: true, muted: true, class: 'preview' });
   preview.muted = true;

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createSession, joinUrl, launch, newPage, shot, videoPlaying, waitFor } from './helpers.mjs';
+import { createSession, enter as enterPage, heard, joinUrl, launch, shot, videoPlaying, waitFor } from './helpers.mjs';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -17,17 +17,10 @@ after(async () => {
 });
 
 /**
- * Opens a join link and enters the classroom.
  * @param {string} url
  * @param {string} label
  */
-async function enter(url, label, lang = 'en') {
-  const page = await newPage(browser, { lang, label });
-  await page.goto(`${url}&lang=${lang}`);
-  await page.locator('.join-btn').click();
-  await page.locator('.status[data-state="open"]').waitFor();
-  return page;
-}
+const enter = (url, label) => enterPage(browser, url, { label });
 
 test('seminar: video both ways, chat, hand queue in order', async () => {
   const s = await createSession('seminar', '四年级阅读研讨 e2e');
@@ -46,6 +39,13 @@ test('seminar: video both ways, chat, hand queue in order', async () => {
       await waitFor(() => videoPlaying(video), { what: `${o}'s video playing`, timeout: 20000 });
     }
   }
+
+  // And hears the host; once the host mutes, Li hears silence.
+  await waitFor(() => heard(li, 'tutor-1'), { what: "Li hearing the host's microphone" });
+  await host.getByRole('button', { name: 'Mute microphone' }).click();
+  await waitFor(async () => !(await heard(li, 'tutor-1')), { what: 'silence after the host muted' });
+  await host.getByRole('button', { name: 'Unmute microphone' }).click();
+  await waitFor(() => heard(li, 'tutor-1'), { what: 'the host again after unmuting' });
 
   // Chat round trip.
   await li.getByRole('textbox', { name: 'Chat message' }).fill('第三页的例子很有用');

@@ -194,3 +194,50 @@ export async function videoPlaying(locator) {
     return v.videoWidth > 0 && v.currentTime > t0 && frames() > f0;
   });
 }
+
+/**
+ * Opens a join link in a new page and enters the classroom, waiting until
+ * the connection is up.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} url a join link
+ * @param {{ lang?: string, label?: string, width?: number, height?: number, audioOnly?: boolean }} [o]
+ */
+export async function enter(browser, url, { lang = 'en', label, width, height, audioOnly = false } = {}) {
+  const page = await newPage(browser, { lang, label, width, height });
+  await page.goto(`${url}&lang=${lang}`);
+  if (audioOnly) await page.locator('.audio-only').check();
+  await page.locator('.join-btn').click();
+  await page.locator('.status[data-state="open"]').waitFor();
+  return page;
+}
+
+/**
+ * Whether the page hears sound from `owner`: the `<audio>` element of that
+ * member's track carries a signal (RMS above silence over half a second).
+ * @param {import('playwright-core').Page} page
+ * @param {string} owner
+ */
+export async function heard(page, owner) {
+  return page.evaluate(async (who) => {
+    const el = /** @type {HTMLAudioElement | null} */ (document.querySelector(`.audios audio[data-owner="${who}"]`));
+    const stream = el && /** @type {MediaStream | null} */ (el.srcObject);
+    if (!stream || !stream.getAudioTracks().length) return false;
+    const ctx = new AudioContext();
+    try {
+      const an = ctx.createAnalyser();
+      ctx.createMediaStreamSource(stream).connect(an);
+      const buf = new Float32Array(an.fftSize);
+      let peak = 0;
+      for (let i = 0; i < 10; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        an.getFloatTimeDomainData(buf);
+        let sum = 0;
+        for (const v of buf) sum += v * v;
+        peak = Math.max(peak, Math.sqrt(sum / buf.length));
+      }
+      return peak > 0.001;
+    } finally {
+      await ctx.close();
+    }
+  }, owner);
+}
