@@ -99,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
     println!("Lectern is serving on http://{}", server.addr);
     println!("  data directory : {}", data_dir.display());
     println!("  admin key      : {}", server.admin_key);
+    println!("  admin page     : {}/admin", server.public_url);
     println!(
         "  API            : {}/api/v1/openapi.json",
         server.public_url
