@@ -829,6 +829,8 @@ async fn run_publication(room: Weak<MediaRoom>, owner: String, track: Arc<dyn Tr
             // Unique across room reloads and restarts too.
             id: format!("TR{}{}", inner.next_track, &crate::http::api::new_id()[..6]),
             owner: owner.clone(),
+            // Filled in by the room, which knows the members.
+            name: String::new(),
             kind,
             source,
             codec: codec.mime_type.clone(),

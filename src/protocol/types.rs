@@ -227,6 +227,10 @@ pub struct TrackInfo {
     /// Server-assigned, unique in the session.
     pub id: String,
     pub owner: String,
+    /// The owner's display name, so a Q&A audience without a roster can
+    /// label the stage. Empty in events stored before it existed.
+    #[serde(default)]
+    pub name: String,
     pub kind: TrackKind,
     pub source: TrackSource,
     /// The codec, e.g. `video/VP8`, `audio/opus`.

@@ -814,12 +814,13 @@ impl RoomActor {
     /// A track started or ended in the media layer.
     fn on_media_note(&mut self, note: MediaNote, now: Timestamp, b: &mut Batch) {
         match note {
-            MediaNote::Published(track) => {
-                let allowed = self
-                    .state
-                    .members
-                    .get(&track.owner)
+            MediaNote::Published(mut track) => {
+                let member = self.state.members.get(&track.owner);
+                let allowed = member
                     .is_some_and(|m| m.present && self.state.can_publish(&track.owner, m.role));
+                if let Some(m) = member {
+                    track.name = m.name.clone();
+                }
                 if allowed {
                     self.emit(EventKind::TrackPublished { track }, now, b);
                 } else {

@@ -23,6 +23,8 @@ async fn a_host_is_seen_and_heard_by_every_participant() {
             [serde_json::json!("camera"), serde_json::json!("microphone")]
         );
         assert_eq!(t1["track"]["owner"], "host");
+        // The name labels the stage for an audience that has no roster.
+        assert_eq!(t1["track"]["name"], "host 老师");
     }
     let sub_a = subscribe(&mut a, false).await;
     let sub_b = subscribe(&mut b, false).await;

@@ -7,7 +7,7 @@
  * @typedef {{ id: number, identity: string, name: string, text: string, sent_at: string }} ChatMsg
  * @typedef {{ id: number, identity: string, name: string, text: string, sent_at: string }} Reply
  * @typedef {{ id: number, identity: string, name: string, text: string, asked_at: string, status: string, upvotes: number, replies: Reply[] }} Question
- * @typedef {{ id: string, owner: string, kind: 'audio' | 'video', source: string, codec: string }} Track
+ * @typedef {{ id: string, owner: string, name?: string, kind: 'audio' | 'video', source: string, codec: string }} Track
  * @typedef {{ identity: string, name: string, role: string, permissions: string[], can_publish: boolean, chat_muted: boolean }} You
  * @typedef {{ id: string, title: string, kind: 'qa' | 'seminar', status: string, settings: Record<string, any> }} Session
  */
@@ -107,6 +107,7 @@ export class Room {
         this.iceServers = f.ice_servers ?? [];
         this.ended = f.session.status === 'ended';
         for (const x of [...f.hands, ...f.stage.members, ...f.stage.invited, ...f.chat, ...f.questions]) this.learn(x);
+        for (const tr of f.tracks) if (tr.name) this.names.set(tr.owner, tr.name);
         return ['all'];
       case 'resumed':
         this.you = f.you;
@@ -221,6 +222,7 @@ export class Room {
         this.stage.locked = f.locked;
         return ['stage'];
       case 'track_published':
+        if (f.track.name) this.names.set(f.track.owner, f.track.name);
         if (!this.tracks.some((t) => t.id === f.track.id)) this.tracks.push(f.track);
         return ['tracks'];
       case 'track_unpublished':

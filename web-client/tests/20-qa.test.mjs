@@ -27,6 +27,8 @@ test('qa: ask, upvote, pin; invite on stage, seen and heard', async () => {
   for (const page of [li, zhang]) {
     await waitFor(() => videoPlaying(page.locator('.tile[data-key="expert-1"] video')), { what: "the expert's video", timeout: 20000 });
   }
+  // Without a roster (audience mode) the stage is still labelled by name.
+  await li.locator('.tile[data-key="expert-1"] .tile-name', { hasText: '陈教授' }).waitFor();
   // Participants in a Q&A do not publish, so they have no microphone button.
   assert.equal(await li.getByRole('button', { name: 'Mute microphone' }).count(), 0);
 
@@ -64,6 +66,17 @@ test('qa: ask, upvote, pin; invite on stage, seen and heard', async () => {
     await waitFor(() => heard(page, 't-2'), { what: `${who} hearing Zhang`, timeout: 20000 });
   }
   await shot(host, 'qa-host-stage-1280');
+
+  // The host shares a screen: it takes the large place for everyone; when
+  // the share stops, the expert's camera is back.
+  await host.getByRole('button', { name: 'Share screen' }).click();
+  for (const page of [li, zhang]) {
+    await waitFor(() => videoPlaying(page.locator('.stage-main .tile[data-key="expert-1:screen"] video')), { what: 'the screen share on the main stage', timeout: 20000 });
+  }
+  await shot(li, 'qa-screen-share-1280');
+  await host.getByRole('button', { name: 'Stop sharing' }).click();
+  await waitFor(async () => (await li.locator('.tile[data-key="expert-1:screen"]').count()) === 0, { what: 'the share gone' });
+  await waitFor(() => videoPlaying(li.locator('.stage-main .tile[data-key="expert-1"] video')), { what: "the expert's camera back on the main stage" });
 
   // The host removes Zhang from the stage; Zhang's tracks go away for Li.
   await host.getByRole('tab', { name: 'People' }).click();

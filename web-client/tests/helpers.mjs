@@ -37,6 +37,8 @@ const CHROMIUM_ARGS = [
   '--use-fake-ui-for-media-stream',
   '--allow-loopback-in-peer-connection',
   '--autoplay-policy=no-user-gesture-required',
+  // getDisplayMedia picks the (fake) screen without a chooser.
+  '--auto-select-desktop-capture-source=Entire screen',
 ];
 
 /**
