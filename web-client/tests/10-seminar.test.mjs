@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createSession, enter as enterPage, heard, joinUrl, launch, shot, videoPlaying, waitFor } from './helpers.mjs';
+import { appears, createSession, enter as enterPage, heard, joinUrl, launch, shot, videoPlaying, waitFor } from './helpers.mjs';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -71,6 +71,19 @@ test('seminar: video both ways, chat, hand queue in order', async () => {
   await host.getByRole('button', { name: "Lower 张老师's hand" }).click();
   await waitFor(async () => (await host.locator('.hand-queue .hand .who').allInnerTexts()).join() === '李老师', { what: 'only Li left in the queue' });
   await zhang.getByRole('button', { name: 'Raise hand' }).waitFor();
+
+  // The fake microphone beeps loud enough to count as speaking.
+  assert.ok(await appears(li, '.tile.speaking[data-key="tutor-1"]', 20000), "the host's tile lit up as speaking");
+
+  // Li switches to audio only: no video either way, sound still flows.
+  await li.getByRole('button', { name: 'Audio only' }).click();
+  await li.getByRole('button', { name: 'Show video again' }).waitFor();
+  await li.locator('.tile.no-video[data-key="tutor-1"]').waitFor();
+  await host.locator('.tile.no-video[data-key="t-1"]').waitFor({ timeout: 15000 });
+  await waitFor(() => heard(host, 't-1'), { what: "the host hearing Li in audio-only mode" });
+  await waitFor(() => heard(li, 'tutor-1'), { what: 'Li hearing the host in audio-only mode' });
+  await li.getByRole('button', { name: 'Show video again' }).click();
+  await waitFor(() => videoPlaying(host.locator('.tile[data-key="t-1"] video')), { what: "Li's video back at the host", timeout: 20000 });
 
   for (const p of [host, li, zhang]) await p.context().close();
 });

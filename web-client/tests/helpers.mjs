@@ -73,10 +73,15 @@ export async function newPage(browser, { lang = 'zh-CN', width = 1280, height = 
     const where = msg.location()?.url || '';
     // Chromium asks every page for /favicon.ico; its 404 is not the client's.
     if (where.endsWith('/favicon.ico')) return;
+    // Expected in tests that provoke them: refused links and requests (the
+    // client shows its own message) and connection attempts while offline.
+    if (/status of (401|404|410)|ERR_INTERNET_DISCONNECTED/.test(msg.text())) return;
     process.stderr.write(`${tag} console.error: ${msg.text()}${where ? ` (${where})` : ''}\n`);
   });
   page.on('pageerror', (err) => {
+    // An uncaught exception is a client bug: fail the run.
     process.stderr.write(`${tag} page error: ${err && err.stack ? err.stack : err}\n`);
+    process.exitCode = 1;
   });
   return page;
 }
@@ -242,4 +247,33 @@ export async function heard(page, owner) {
       await ctx.close();
     }
   }, owner);
+}
+
+/**
+ * Whether an element matching `selector` shows up within `ms`, however
+ * briefly (a speaking highlight lasts a few hundred milliseconds; polling
+ * can miss it, a MutationObserver does not).
+ * @param {import('playwright-core').Page} page
+ * @param {string} selector
+ * @param {number} ms
+ */
+export function appears(page, selector, ms) {
+  return page.evaluate(
+    ([sel, wait]) =>
+      new Promise((resolve) => {
+        if (document.querySelector(sel)) return resolve(true);
+        const mo = new MutationObserver(() => {
+          if (document.querySelector(sel)) {
+            mo.disconnect();
+            resolve(true);
+          }
+        });
+        mo.observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
+        setTimeout(() => {
+          mo.disconnect();
+          resolve(false);
+        }, wait);
+      }),
+    /** @type {[string, number]} */ ([selector, ms]),
+  );
 }
