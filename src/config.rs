@@ -25,6 +25,62 @@ pub struct Config {
     pub demo: bool,
     pub limits: Limits,
     pub media: crate::media::MediaConfig,
+    pub grading: GradingConfig,
+}
+
+/// Where participation events go, and how they are scored (docs/grading.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GradingConfig {
+    /// Send the text of chat messages, questions and replies to sinks (off:
+    /// only ids, lengths and counts leave the server).
+    pub include_chat_text: bool,
+    /// Webhook sinks (`[[grading.webhook]]`); `LECTERN_WEBHOOK_URL` and
+    /// `LECTERN_WEBHOOK_SECRET` add one named `webhook`.
+    pub webhook: Vec<WebhookSink>,
+    /// xAPI Learning Record Stores (`[[grading.xapi]]`); `LECTERN_XAPI_*`
+    /// add one named `xapi`.
+    pub xapi: Vec<XapiSink>,
+    /// The default scoring rubric (a session's `settings.rubric` replaces it).
+    pub rubric: crate::grading::rubric::Rubric,
+    /// Multiplies the retry schedule (and the 26 h give-up time); 1.0
+    /// unless testing.
+    pub retry_scale: f64,
+}
+
+impl Default for GradingConfig {
+    fn default() -> Self {
+        GradingConfig {
+            include_chat_text: false,
+            webhook: Vec::new(),
+            xapi: Vec::new(),
+            rubric: Default::default(),
+            retry_scale: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSink {
+    /// Names the sink in the delivery API; keep it stable (deliveries are
+    /// tracked by it).
+    pub name: String,
+    pub url: String,
+    /// `whsec_` followed by base64 (Standard Webhooks).
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XapiSink {
+    pub name: String,
+    /// The LRS base URL; statements go to `{endpoint}/statements`.
+    pub endpoint: String,
+    pub username: String,
+    pub password: String,
+    /// Where activity ids live (default: the server's public URL).
+    pub activity_base: Option<String>,
 }
 
 /// Protocol and resource limits.
@@ -74,6 +130,7 @@ impl Default for Config {
             demo: true,
             limits: Limits::default(),
             media: Default::default(),
+            grading: Default::default(),
         }
     }
 }
@@ -114,6 +171,13 @@ impl Config {
 
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), String> {
+        self.grading
+            .rubric
+            .validate()
+            .map_err(|e| format!("grading.{e}"))?;
+        if !(self.grading.retry_scale > 0.0 && self.grading.retry_scale <= 100.0) {
+            return Err("grading.retry_scale must be above 0 and at most 100".into());
+        }
         if self.token_ttl_secs == 0 || self.token_ttl_secs > 30 * 24 * 3600 {
             return Err("token_ttl_secs must be 1 to 2592000 (30 days)".into());
         }
@@ -151,6 +215,46 @@ impl Config {
             None => format!("http://{local}"),
         }
     }
+}
+
+/// Adds the single-sink shortcuts from the environment: `LECTERN_WEBHOOK_URL`
+/// with `LECTERN_WEBHOOK_SECRET` (a sink named `webhook`), and
+/// `LECTERN_XAPI_ENDPOINT` with `LECTERN_XAPI_USERNAME` and
+/// `LECTERN_XAPI_PASSWORD` (a sink named `xapi`).
+pub fn grading_from_env(
+    g: &mut GradingConfig,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    let set = |k: &str| var(k).filter(|v| !v.is_empty());
+    if let Some(url) = set("LECTERN_WEBHOOK_URL") {
+        let secret = set("LECTERN_WEBHOOK_SECRET")
+            .ok_or("LECTERN_WEBHOOK_URL needs LECTERN_WEBHOOK_SECRET (whsec_…)")?;
+        g.webhook.retain(|w| w.name != "webhook");
+        g.webhook.push(WebhookSink {
+            name: "webhook".into(),
+            url,
+            secret,
+        });
+    }
+    if let Some(endpoint) = set("LECTERN_XAPI_ENDPOINT") {
+        let (Some(username), Some(password)) =
+            (set("LECTERN_XAPI_USERNAME"), set("LECTERN_XAPI_PASSWORD"))
+        else {
+            return Err(
+                "LECTERN_XAPI_ENDPOINT needs LECTERN_XAPI_USERNAME and LECTERN_XAPI_PASSWORD"
+                    .into(),
+            );
+        };
+        g.xapi.retain(|x| x.name != "xapi");
+        g.xapi.push(XapiSink {
+            name: "xapi".into(),
+            endpoint,
+            username,
+            password,
+            activity_base: None,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod grading;
 pub mod http;
 pub mod media;
 pub mod protocol;
@@ -41,6 +42,8 @@ pub struct App {
     pub next_conn: Arc<AtomicU64>,
     /// Cancelled when shutdown starts.
     pub shutdown: CancellationToken,
+    /// Grading sinks and their delivery workers.
+    pub grading: Arc<grading::Hub>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,15 +143,43 @@ pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server,
     let metrics = Arc::new(Metrics::default());
     let keys = TokenKey::new(token_secret.as_bytes());
     let sfu = media::Sfu::new(config.media.clone(), metrics.clone());
+    grading::rubric::set_default(config.grading.rubric.clone());
+    let sinks = grading_sinks(&config, &public_url).map_err(StartError::Config)?;
+    let wakes: Vec<Arc<tokio::sync::Notify>> = sinks
+        .iter()
+        .map(|_| Arc::new(tokio::sync::Notify::new()))
+        .collect();
+    let hub = Arc::new(grading::Hub::new(
+        sinks.iter().map(|s| s.name().to_string()).collect(),
+        wakes.clone(),
+        config.grading.include_chat_text,
+    ));
     let rooms = Rooms::new(
         store.clone(),
         config.limits.clone(),
         metrics.clone(),
         keys.clone(),
         sfu,
+        hub.clone(),
     );
     rooms.recover().await?;
     let shutdown = CancellationToken::new();
+    // Delivery stops with the server; what is left is sent after a restart.
+    let deliver_stop = CancellationToken::new();
+    let workers: Vec<_> = sinks
+        .into_iter()
+        .zip(wakes)
+        .map(|(sink, wake)| {
+            tokio::spawn(grading::deliver::run(
+                store.clone(),
+                sink,
+                wake,
+                deliver_stop.clone(),
+                metrics.clone(),
+                config.grading.retry_scale,
+            ))
+        })
+        .collect();
     let app = App {
         store: store.clone(),
         rooms: rooms.clone(),
@@ -159,6 +190,7 @@ pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server,
         public_url: public_url.clone().into(),
         next_conn: Arc::new(AtomicU64::new(1)),
         shutdown: shutdown.clone(),
+        grading: hub,
     };
     let demo_links = if config.demo {
         demo(&app).await?
@@ -182,6 +214,10 @@ pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server,
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), serving).await;
+        deliver_stop.cancel();
+        for w in workers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+        }
         store.close().await;
         tracing::info!("shutdown complete");
     });
@@ -193,6 +229,48 @@ pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server,
         shutdown,
         task,
     })
+}
+
+/// The configured grading sinks, checked.
+fn grading_sinks(
+    config: &Config,
+    public_url: &str,
+) -> Result<Vec<Arc<dyn grading::deliver::Sink>>, String> {
+    let g = &config.grading;
+    let mut out: Vec<Arc<dyn grading::deliver::Sink>> = Vec::new();
+    for w in &g.webhook {
+        out.push(Arc::new(grading::webhook::Webhook::new(
+            &w.name, &w.url, &w.secret,
+        )?));
+    }
+    for x in &g.xapi {
+        let base = x.activity_base.as_deref().unwrap_or(public_url);
+        out.push(Arc::new(grading::xapi::Xapi::new(
+            &x.name,
+            &x.endpoint,
+            &x.username,
+            &x.password,
+            base,
+        )?));
+    }
+    let mut names = std::collections::HashSet::new();
+    for s in &out {
+        let n = s.name();
+        if n.is_empty()
+            || n.len() > 64
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "grading sink name {n:?}: use 1-64 letters, digits, - _ ."
+            ));
+        }
+        if !names.insert(n.to_string()) {
+            return Err(format!("two grading sinks are named {n:?}"));
+        }
+    }
+    Ok(out)
 }
 
 /// Creates the demo sessions once (again if they were ended) and signs links.

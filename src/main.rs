@@ -67,6 +67,8 @@ fn build_config(args: ServeArgs) -> anyhow::Result<Config> {
     if let Ok(s) = std::env::var("LECTERN_TOKEN_SECRET") {
         config.token_secret = Some(s);
     }
+    lectern::config::grading_from_env(&mut config.grading, |k| std::env::var(k).ok())
+        .map_err(anyhow::Error::msg)?;
     if args.no_demo {
         config.demo = false;
     }

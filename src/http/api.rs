@@ -120,6 +120,9 @@ fn check_session(
             ));
         }
     }
+    if let Some(r) = &settings.rubric {
+        r.validate().map_err(ApiError::bad_request)?;
+    }
     if let Some(n) = settings.chat_max_length {
         if !(1..=10_000).contains(&n) {
             return Err(ApiError::bad_request(
@@ -439,7 +442,7 @@ async fn questions(
         "question_status_changed",
         "question_pinned",
     ];
-    let mut state = ClassState::new(session, 0);
+    let mut state = ClassState::new(session, 0, false);
     for e in load_events(&app, &id, &kinds).await? {
         state.apply(e.seq, e.at, &e.kind);
     }
@@ -584,7 +587,9 @@ impl utoipa::Modify for SecurityAddon {
 #[openapi(
     info(title = "Lectern API", description = "Sessions, join tokens and reports of the Lectern live classroom server. The WebSocket protocol is in docs/protocol.md."),
     paths(create_session, list_sessions, get_session, update_session, end_session, create_token,
-          participants, chat, questions, events, attendance_report, token_info),
+          participants, chat, questions, events, attendance_report, token_info,
+          super::grading_api::report, super::grading_api::sinks, super::grading_api::deliveries,
+          super::grading_api::redeliver),
     components(schemas(ErrorBody, ErrorDetail, TimelineEvent)),
     modifiers(&SecurityAddon)
 )]

@@ -32,6 +32,11 @@ pub struct Metrics {
     /// Keyframe requests sent to publishers, and those held back by the rate limit.
     pub keyframe_requests_sent: AtomicU64,
     pub keyframe_requests_suppressed: AtomicU64,
+    /// Participation events delivered to sinks, requests that failed, and
+    /// events given up on (dead-lettered).
+    pub grading_delivered: AtomicU64,
+    pub grading_failures: AtomicU64,
+    pub grading_dead: AtomicU64,
 }
 
 /// CPU time (user + system) and resident memory of this process, from /proc.
@@ -130,6 +135,24 @@ impl Metrics {
             "counter",
             "Failed storage batches.",
             c(&self.storage_errors),
+        );
+        line(
+            "lectern_grading_delivered_total",
+            "counter",
+            "Participation events delivered to grading sinks.",
+            c(&self.grading_delivered),
+        );
+        line(
+            "lectern_grading_failures_total",
+            "counter",
+            "Failed delivery requests to grading sinks (retried).",
+            c(&self.grading_failures),
+        );
+        line(
+            "lectern_grading_dead_total",
+            "counter",
+            "Participation events dead-lettered after the retry schedule.",
+            c(&self.grading_dead),
         );
         line(
             "lectern_joins_refused_total",

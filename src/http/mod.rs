@@ -2,6 +2,7 @@
 //! health and metrics. Handlers translate; the rooms and the store decide.
 
 pub mod api;
+pub mod grading_api;
 pub mod metrics;
 pub mod web;
 
@@ -80,7 +81,7 @@ impl IntoResponse for ApiError {
 
 pub fn router(app: App) -> Router {
     Router::new()
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes().merge(grading_api::routes()))
         .merge(web::routes())
         .route("/ws", get(crate::signal::ws_handler))
         .route("/healthz", get(healthz))

@@ -68,6 +68,10 @@ pub struct SessionSettings {
     /// Default: on for `qa`, off for `seminar`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience_mode: Option<bool>,
+    /// How participation is scored (docs/grading.md); the server's default
+    /// rubric when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rubric: Option<crate::grading::rubric::Rubric>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

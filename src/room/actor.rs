@@ -280,7 +280,11 @@ pub(super) async fn load_state(
     let Some(session) = shared.store.get_session(id).await? else {
         return Ok(None);
     };
-    let mut state = ClassState::new(session, shared.limits.chat_history);
+    let mut state = ClassState::new(
+        session,
+        shared.limits.chat_history,
+        shared.grading.include_text,
+    );
     for e in shared.store.events(id, 0, None, &[]).await? {
         let ev: Event = serde_json::from_str(&e.frame)
             .map_err(|err| StoreError::Corrupt(format!("event {} of {id}: {err}", e.seq)))?;
@@ -866,7 +870,19 @@ impl RoomActor {
         let seq = self.state.seq + 1;
         let event = Event { seq, at: now, kind };
         let frame = encode(&event);
-        self.state.apply(seq, now, &event.kind);
+        let participation = self.state.apply(seq, now, &event.kind);
+        for p in participation {
+            b.writes.push(Write::Outbox {
+                session: self.id.clone(),
+                seq: p.seq,
+                body: serde_json::to_string(&p).expect("participation events serialize"),
+                id: p.id,
+                kind: p.kind,
+                identity: p.identity,
+                at: p.at,
+                sinks: self.shared.grading.sinks.clone(),
+            });
+        }
         let kind = event.kind;
         let audience = Audience::of(&kind, self.state.session.audience_mode());
         b.writes.push(Write::Event {
@@ -991,8 +1007,12 @@ impl RoomActor {
             .iter()
             .filter(|w| matches!(w, Write::Event { .. }))
             .count();
+        let outbox = b.writes.iter().any(|w| matches!(w, Write::Outbox { .. }));
         match stored {
             Ok(()) => {
+                if outbox {
+                    self.shared.grading.wake();
+                }
                 self.shared
                     .metrics
                     .events_stored

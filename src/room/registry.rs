@@ -33,6 +33,7 @@ pub(super) struct Shared {
     pub(super) metrics: Arc<Metrics>,
     pub(super) keys: TokenKey,
     pub(super) sfu: Arc<crate::media::Sfu>,
+    pub(super) grading: Arc<crate::grading::Hub>,
     pub(super) rooms: DashMap<String, RoomHandle>,
     closing: AtomicBool,
     next_gen: AtomicU64,
@@ -98,6 +99,7 @@ impl Rooms {
         metrics: Arc<Metrics>,
         keys: TokenKey,
         sfu: Arc<crate::media::Sfu>,
+        grading: Arc<crate::grading::Hub>,
     ) -> Rooms {
         Rooms {
             shared: Arc::new(Shared {
@@ -106,6 +108,7 @@ impl Rooms {
                 metrics,
                 keys,
                 sfu,
+                grading,
                 rooms: DashMap::new(),
                 closing: AtomicBool::new(false),
                 next_gen: AtomicU64::new(1),

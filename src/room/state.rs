@@ -7,6 +7,7 @@
 //! `stage_invited` lowers the invitee's hand, and a question leaving `open`
 //! is unpinned.
 
+use crate::grading::{Participation, Tally};
 use crate::protocol::{
     ChatMessage, EventKind, Hand, LeaveReason, Question, QuestionStatus, Role, SessionInfo,
     SessionKind, SessionStatus, StageInfo, StageMember, Timestamp, TrackInfo,
@@ -55,11 +56,14 @@ pub struct ClassState {
     pub speaking: Vec<String>,
     pub last_chat_id: i64,
     pub last_reply_id: i64,
+    /// The participation fold (grading), fed every event like the rest.
+    pub tally: Tally,
 }
 
 impl ClassState {
-    pub fn new(session: SessionInfo, chat_keep: usize) -> ClassState {
+    pub fn new(session: SessionInfo, chat_keep: usize, include_text: bool) -> ClassState {
         ClassState {
+            tally: Tally::new(&session.id, include_text),
             session,
             seq: 0,
             members: HashMap::new(),
@@ -81,9 +85,15 @@ impl ClassState {
         }
     }
 
-    /// Folds one event into the state. Never fails: events were validated
-    /// before they were stored.
-    pub fn apply(&mut self, seq: u64, at: Timestamp, kind: &EventKind) {
+    /// Folds one event into the state and returns the participation events
+    /// it causes (the same ones on every fold). Never fails: events were
+    /// validated before they were stored.
+    pub fn apply(&mut self, seq: u64, at: Timestamp, kind: &EventKind) -> Vec<Participation> {
+        self.fold(seq, at, kind);
+        self.tally.apply(at, kind, &self.session)
+    }
+
+    fn fold(&mut self, seq: u64, at: Timestamp, kind: &EventKind) {
         self.seq = seq;
         match kind {
             EventKind::SessionStarted => {

@@ -22,6 +22,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("this store does not keep a grading outbox")]
+    Unsupported,
 }
 
 /// One row to write. A batch of them is applied in a single transaction.
@@ -52,6 +54,81 @@ pub enum Write {
     },
     /// Insert or replace a session row.
     Session(SessionInfo),
+    /// A participation event for grading, and a pending delivery of it to
+    /// each configured sink (docs/grading.md).
+    Outbox {
+        session: String,
+        seq: u64,
+        id: String,
+        kind: &'static str,
+        identity: String,
+        at: Timestamp,
+        /// The event as delivered (JSON).
+        body: String,
+        sinks: Arc<[String]>,
+    },
+}
+
+/// Where a delivery stands.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    /// Given up after the retry schedule (dead-lettered); redeliver to retry.
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        match s {
+            "pending" => Some(DeliveryState::Pending),
+            "delivered" => Some(DeliveryState::Delivered),
+            "dead" => Some(DeliveryState::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// One participation event's delivery to one sink.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DeliveryRow {
+    pub sink: String,
+    pub session_id: String,
+    pub seq: u64,
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    /// When the next attempt is due (pending), or was last made.
+    pub next_at: Timestamp,
+    pub first_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub updated_at: Timestamp,
+    /// The event as delivered (JSON text).
+    #[serde(skip)]
+    pub body: String,
+}
+
+/// Filters for listing deliveries.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub session: Option<String>,
+    pub state: Option<DeliveryState>,
+    /// Only rows after this (session, seq), for paging.
+    pub after: Option<(String, u64)>,
+    pub limit: u32,
 }
 
 /// An event as stored.
@@ -93,6 +170,56 @@ pub trait Store: Send + Sync + 'static {
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
     /// Flushes and closes; further calls fail.
     async fn close(&self);
+
+    /// Pending deliveries of a sink, by session and number, at most `limit`.
+    async fn pending_deliveries(
+        &self,
+        _sink: &str,
+        _limit: u32,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        Err(StoreError::Unsupported)
+    }
+    /// Marks deliveries as done.
+    async fn deliveries_done(
+        &self,
+        _sink: &str,
+        _session: &str,
+        _seqs: &[u64],
+        _at: Timestamp,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported)
+    }
+    /// Records a failed attempt: retry at `next_at`, or dead-letter when `None`.
+    async fn deliveries_failed(
+        &self,
+        _sink: &str,
+        _session: &str,
+        _seqs: &[u64],
+        _at: Timestamp,
+        _next_at: Option<Timestamp>,
+        _error: &str,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported)
+    }
+    async fn list_deliveries(
+        &self,
+        _sink: &str,
+        _q: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        Err(StoreError::Unsupported)
+    }
+    /// Makes deliveries `from..=to` of a session pending again, due now.
+    /// Returns how many.
+    async fn redeliver(
+        &self,
+        _sink: &str,
+        _session: &str,
+        _from: u64,
+        _to: u64,
+        _at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported)
+    }
 }
 
 pub type DynStore = Arc<dyn Store>;

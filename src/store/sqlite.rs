@@ -1,6 +1,8 @@
 //! The embedded SQLite store (WAL mode, one writer connection, a few readers).
 
-use super::{ParticipantRow, StoreError, StoredEvent, Write};
+use super::{
+    DeliveryQuery, DeliveryRow, DeliveryState, ParticipantRow, StoreError, StoredEvent, Write,
+};
 use crate::protocol::{Role, SessionInfo, SessionKind, SessionStatus, Timestamp};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -235,6 +237,43 @@ impl super::Store for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
                 }
+                Write::Outbox {
+                    session,
+                    seq,
+                    id,
+                    kind,
+                    identity,
+                    at,
+                    body,
+                    sinks,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO outbox (session_id, seq, id, type, identity, at, body)
+                         VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(session)
+                    .bind(*seq as i64)
+                    .bind(id)
+                    .bind(*kind)
+                    .bind(identity)
+                    .bind(at.millis())
+                    .bind(body)
+                    .execute(&mut *tx)
+                    .await?;
+                    for sink in sinks.iter() {
+                        sqlx::query(
+                            "INSERT INTO deliveries (sink, session_id, seq, state, attempts, next_at, updated_at)
+                             VALUES (?, ?, ?, 'pending', 0, ?, ?)",
+                        )
+                        .bind(sink)
+                        .bind(session)
+                        .bind(*seq as i64)
+                        .bind(at.millis())
+                        .bind(at.millis())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
             }
         }
         tx.commit().await?;
@@ -261,4 +300,153 @@ impl super::Store for SqliteStore {
         self.readers.close().await;
         self.writer.close().await;
     }
+
+    async fn pending_deliveries(
+        &self,
+        sink: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{DELIVERY_SELECT} WHERE d.sink = ? AND d.state = 'pending'
+             ORDER BY d.session_id, d.seq LIMIT ?"
+        ))
+        .bind(sink)
+        .bind(limit as i64)
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter().map(delivery_row).collect()
+    }
+
+    async fn deliveries_done(
+        &self,
+        sink: &str,
+        session: &str,
+        seqs: &[u64],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for seq in seqs {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1,
+                   first_attempt_at = COALESCE(first_attempt_at, ?), last_error = NULL, updated_at = ?
+                 WHERE sink = ? AND session_id = ? AND seq = ?",
+            )
+            .bind(at.millis())
+            .bind(at.millis())
+            .bind(sink)
+            .bind(session)
+            .bind(*seq as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn deliveries_failed(
+        &self,
+        sink: &str,
+        session: &str,
+        seqs: &[u64],
+        at: Timestamp,
+        next_at: Option<Timestamp>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for seq in seqs {
+            sqlx::query(
+                "UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?,
+                   first_attempt_at = COALESCE(first_attempt_at, ?), last_error = ?, updated_at = ?
+                 WHERE sink = ? AND session_id = ? AND seq = ?",
+            )
+            .bind(if next_at.is_some() { "pending" } else { "dead" })
+            .bind(next_at.unwrap_or(at).millis())
+            .bind(at.millis())
+            .bind(error)
+            .bind(at.millis())
+            .bind(sink)
+            .bind(session)
+            .bind(*seq as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_deliveries(
+        &self,
+        sink: &str,
+        q: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        let mut b = QueryBuilder::new(DELIVERY_SELECT);
+        b.push(" WHERE d.sink = ").push_bind(sink);
+        if let Some(s) = &q.session {
+            b.push(" AND d.session_id = ").push_bind(s.clone());
+        }
+        if let Some(st) = q.state {
+            b.push(" AND d.state = ").push_bind(st.as_str());
+        }
+        if let Some((s, seq)) = &q.after {
+            b.push(" AND (d.session_id > ")
+                .push_bind(s.clone())
+                .push(" OR (d.session_id = ")
+                .push_bind(s.clone())
+                .push(" AND d.seq > ")
+                .push_bind(*seq as i64)
+                .push("))");
+        }
+        b.push(" ORDER BY d.session_id, d.seq LIMIT ")
+            .push_bind(q.limit.clamp(1, 1000) as i64);
+        let rows = b.build().fetch_all(&self.readers).await?;
+        rows.iter().map(delivery_row).collect()
+    }
+
+    async fn redeliver(
+        &self,
+        sink: &str,
+        session: &str,
+        from: u64,
+        to: u64,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, first_attempt_at = NULL,
+               last_error = NULL, updated_at = ?
+             WHERE sink = ? AND session_id = ? AND seq BETWEEN ? AND ?",
+        )
+        .bind(at.millis())
+        .bind(at.millis())
+        .bind(sink)
+        .bind(session)
+        .bind(from as i64)
+        .bind(to as i64)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected())
+    }
+}
+
+const DELIVERY_SELECT: &str =
+    "SELECT d.sink, d.session_id, d.seq, o.id, o.type, d.state, d.attempts,
+    d.next_at, d.first_attempt_at, d.last_error, d.updated_at, o.body
+    FROM deliveries d JOIN outbox o ON o.session_id = d.session_id AND o.seq = d.seq";
+
+fn delivery_row(r: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRow, StoreError> {
+    let state: String = r.try_get(5)?;
+    Ok(DeliveryRow {
+        sink: r.try_get(0)?,
+        session_id: r.try_get(1)?,
+        seq: r.try_get::<i64, _>(2)? as u64,
+        event_id: r.try_get(3)?,
+        kind: r.try_get(4)?,
+        state: DeliveryState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery state {state:?}")))?,
+        attempts: r.try_get::<i64, _>(6)? as u32,
+        next_at: Timestamp(r.try_get(7)?),
+        first_attempt_at: r.try_get::<Option<i64>, _>(8)?.map(Timestamp),
+        last_error: r.try_get(9)?,
+        updated_at: Timestamp(r.try_get(10)?),
+        body: r.try_get(11)?,
+    })
 }

@@ -7,6 +7,7 @@ mod attendance;
 mod bad_input;
 mod chat;
 mod cli;
+mod grading;
 mod hands;
 mod media;
 mod media_peer;

@@ -81,15 +81,21 @@ async fn a_clean_restart_keeps_everything() {
     s.stop().await;
 }
 
-struct Child_ {
-    child: Child,
+pub(crate) struct Child_ {
+    pub(crate) child: Child,
     base: String,
 }
 
 fn spawn_server(dir: &std::path::Path) -> Child_ {
+    spawn_server_with(dir, &[])
+}
+
+/// The server binary as a child process (so it can be killed), with extra flags.
+pub(crate) fn spawn_server_with(dir: &std::path::Path, extra: &[&str]) -> Child_ {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lectern"))
         .args(["serve", "--bind", "127.0.0.1:0", "--no-demo", "--data-dir"])
         .arg(dir)
+        .args(extra)
         .env("LECTERN_ADMIN_KEY", "test-admin-key")
         .env("LECTERN_LOG", "warn")
         .stdout(Stdio::piped())
@@ -110,7 +116,7 @@ fn spawn_server(dir: &std::path::Path) -> Child_ {
 }
 
 impl Child_ {
-    fn as_test_server(&self) -> TestServer {
+    pub(crate) fn as_test_server(&self) -> TestServer {
         TestServer::external(&self.base, "test-admin-key")
     }
 }
