@@ -91,7 +91,14 @@ pub struct Counts {
     #[serde(skip)]
     pub stage_since: Option<(Timestamp, i64)>,
     pub checks_passed: u32,
+    /// Present when a check started and did not confirm in time.
     pub checks_missed: u32,
+    /// Not present when a check started (already reflected in attendance).
+    pub checks_absent: u32,
+    /// Milliseconds with the page hidden while present (a signal, never proof).
+    pub hidden_ms: i64,
+    #[serde(skip)]
+    pub hidden_since: Option<Timestamp>,
     pub poll_answers: u32,
     pub poll_correct: u32,
     /// Polls answered that had a correct answer (the base of correctness).
@@ -116,6 +123,9 @@ impl Counts {
     }
 }
 
+/// A running presence check: who was asked, who was away, who confirmed.
+type CheckTally = (Vec<String>, Vec<String>, HashSet<String>);
+
 /// The participation fold of one session.
 #[derive(Debug, Clone)]
 pub struct Tally {
@@ -129,6 +139,10 @@ pub struct Tally {
     raised: HashSet<String>,
     /// Chat text goes to sinks only when this is on (privacy).
     include_text: bool,
+    /// Running presence checks.
+    checks: HashMap<i64, CheckTally>,
+    /// Correct answers of graded polls.
+    poll_keys: HashMap<i64, Option<Vec<u32>>>,
 }
 
 impl Tally {
@@ -140,6 +154,8 @@ impl Tally {
             order: Vec::new(),
             raised: HashSet::new(),
             include_text,
+            checks: HashMap::new(),
+            poll_keys: HashMap::new(),
         }
     }
 
@@ -177,6 +193,14 @@ impl Tally {
         });
     }
 
+    fn show(&mut self, identity: &str, at: Timestamp) {
+        if let Some(c) = self.members.get_mut(identity) {
+            if let Some(s) = c.hidden_since.take() {
+                c.hidden_ms += (at.millis() - s.millis()).max(0);
+            }
+        }
+    }
+
     fn stop_speaking(&mut self, identity: &str, at: Timestamp) {
         if let Some(c) = self.members.get_mut(identity) {
             if let Some(s) = c.speaking_since.take() {
@@ -208,6 +232,7 @@ impl Tally {
                 }
                 for id in &ids {
                     self.stop_speaking(id, at);
+                    self.show(id, at);
                     let c = &self.members[id];
                     let late = match (session.scheduled_start, c.first_joined_at) {
                         (Some(s), Some(f)) => Some(((f.millis() - s.millis()) / 1000).max(0)),
@@ -221,6 +246,9 @@ impl Tally {
                         "first_joined_at": c.first_joined_at,
                         "late_seconds": late,
                         "scheduled_seconds": scheduled_seconds(session),
+                        "hidden_seconds": c.hidden_ms / 1000,
+                        "presence_checks_passed": c.checks_passed,
+                        "presence_checks_missed": c.checks_missed,
                     });
                     self.push(&mut out, "attendance.summary", id, at, data);
                 }
@@ -253,6 +281,7 @@ impl Tally {
                 left_at,
             } => {
                 self.stop_speaking(identity, *left_at);
+                self.show(identity, *left_at);
                 self.raised.remove(identity);
                 let c = self.member(identity);
                 let interval = c
@@ -355,6 +384,76 @@ impl Tally {
                     self.push(&mut out, "stage.left", identity, at, data);
                 }
             }
+            EventKind::PresenceCheckStarted { check } => {
+                let (mut asked, mut away) = (Vec::new(), Vec::new());
+                for (id, c) in self.in_order() {
+                    if c.role == Some(Role::Participant) {
+                        if c.open_since.is_some() {
+                            asked.push(id.clone());
+                        } else {
+                            away.push(id.clone());
+                        }
+                    }
+                }
+                self.checks.insert(check.id, (asked, away, HashSet::new()));
+            }
+            EventKind::PresenceConfirmed {
+                check_id,
+                identity,
+                response_ms,
+            } => {
+                if let Some((_, _, done)) = self.checks.get_mut(check_id) {
+                    if done.insert(identity.clone()) {
+                        self.member(identity).checks_passed += 1;
+                        let data = json!({ "check_id": check_id, "response_ms": response_ms });
+                        self.push(&mut out, "presence_check.passed", identity, at, data);
+                    }
+                }
+            }
+            EventKind::PresenceCheckEnded { check_id, .. } => {
+                if let Some((asked, away, done)) = self.checks.remove(check_id) {
+                    for id in asked.iter().filter(|id| !done.contains(*id)) {
+                        self.member(id).checks_missed += 1;
+                        let data = json!({ "check_id": check_id, "reason": "no_response" });
+                        self.push(&mut out, "presence_check.missed", id, at, data);
+                    }
+                    for id in &away {
+                        self.member(id).checks_absent += 1;
+                        let data = json!({ "check_id": check_id, "reason": "absent" });
+                        self.push(&mut out, "presence_check.missed", id, at, data);
+                    }
+                }
+            }
+            EventKind::VisibilityChanged { identity, hidden } => {
+                if *hidden {
+                    self.member(identity).hidden_since.get_or_insert(at);
+                } else {
+                    self.show(identity, at);
+                }
+            }
+            EventKind::PollCreated { poll } => {
+                self.poll_keys.insert(poll.id, poll.correct.clone());
+            }
+            EventKind::PollAnswered {
+                poll_id,
+                identity,
+                choices,
+            } => {
+                let key = self.poll_keys.get(poll_id).cloned().flatten();
+                let correct = key.as_ref().map(|k| {
+                    let mut c = choices.clone();
+                    c.sort_unstable();
+                    &c == k
+                });
+                let c = self.member(identity);
+                c.poll_answers += 1;
+                if let Some(ok) = correct {
+                    c.polls_gradable += 1;
+                    c.poll_correct += ok as u32;
+                }
+                let data = json!({ "poll_id": poll_id, "choices": choices, "correct": correct });
+                self.push(&mut out, "poll.answered", identity, at, data);
+            }
             EventKind::Speaking { identity, speaking } => {
                 if *speaking {
                     let c = self.member(identity);
@@ -378,6 +477,9 @@ impl Tally {
                 c.open_since = None;
                 c.speaking_ms = c.speaking_ms_at(now);
                 c.speaking_since = None;
+                if let Some(h) = c.hidden_since.take() {
+                    c.hidden_ms += (now.millis() - h.millis()).max(0);
+                }
                 if let Some((s, _)) = c.stage_since.take() {
                     c.stage_ms += (now.millis() - s.millis()).max(0);
                 }

@@ -123,6 +123,17 @@ fn check_session(
     if let Some(r) = &settings.rubric {
         r.validate().map_err(ApiError::bad_request)?;
     }
+    if let Some(p) = &settings.presence_checks {
+        let ok = p.per_hour_min > 0.0
+            && p.per_hour_max >= p.per_hour_min
+            && p.per_hour_max <= 60.0
+            && p.window_secs.is_none_or(|w| (10..=600).contains(&w));
+        if !ok {
+            return Err(ApiError::bad_request(
+                "settings.presence_checks: 0 < per_hour_min <= per_hour_max <= 60, window_secs 10 to 600",
+            ));
+        }
+    }
     if let Some(n) = settings.chat_max_length {
         if !(1..=10_000).contains(&n) {
             return Err(ApiError::bad_request(

@@ -37,6 +37,10 @@ pub struct ReportRow {
     pub late_minutes: Option<f64>,
     pub presence_checks_passed: u32,
     pub presence_checks_missed: u32,
+    /// Checks that started while the member was not present.
+    pub presence_checks_absent: u32,
+    /// Minutes with the page hidden while present (a signal, not proof).
+    pub hidden_minutes: f64,
     pub chat_messages: u32,
     pub questions: u32,
     pub replies: u32,
@@ -106,6 +110,8 @@ async fn report(
             },
             presence_checks_passed: c.checks_passed,
             presence_checks_missed: c.checks_missed,
+            presence_checks_absent: c.checks_absent,
+            hidden_minutes: round1(c.hidden_ms as f64 / 60_000.0),
             chat_messages: c.chat,
             questions: c.questions,
             replies: c.replies,
@@ -158,7 +164,7 @@ fn csv_field(s: &str) -> String {
 
 /// CSV with a BOM (so spreadsheet programs read Chinese names as UTF-8).
 fn to_csv(rows: &[ReportRow]) -> String {
-    let mut out = String::from("\u{feff}identity,name,role,minutes_present,late_minutes,presence_checks_passed,presence_checks_missed,chat_messages,questions,replies,upvotes,hands,speaking_seconds,stage_seconds,poll_answers,poll_correct,score,score_max,score_breakdown\r\n");
+    let mut out = String::from("\u{feff}identity,name,role,minutes_present,late_minutes,presence_checks_passed,presence_checks_missed,presence_checks_absent,hidden_minutes,chat_messages,questions,replies,upvotes,hands,speaking_seconds,stage_seconds,poll_answers,poll_correct,score,score_max,score_breakdown\r\n");
     for r in rows {
         let role = r.role.map(|r| r.as_str()).unwrap_or("");
         let late = r.late_minutes.map(|v| v.to_string()).unwrap_or_default();
@@ -182,6 +188,8 @@ fn to_csv(rows: &[ReportRow]) -> String {
             late,
             r.presence_checks_passed.to_string(),
             r.presence_checks_missed.to_string(),
+            r.presence_checks_absent.to_string(),
+            r.hidden_minutes.to_string(),
             r.chat_messages.to_string(),
             r.questions.to_string(),
             r.replies.to_string(),

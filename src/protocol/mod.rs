@@ -90,6 +90,44 @@ pub enum ClientMsg {
     StageLock {
         locked: bool,
     },
+    /// Start a "still here?" check for every present participant.
+    PresenceCheckStart {
+        /// Seconds to confirm (10–600; default 60).
+        #[serde(default)]
+        window_secs: Option<u32>,
+    },
+    /// Confirm a running presence check.
+    PresenceConfirm {
+        check_id: i64,
+    },
+    /// The page was hidden (tab in the background) or shown again.
+    Visibility {
+        hidden: bool,
+    },
+    PollCreate {
+        question: String,
+        options: Vec<String>,
+        /// Several options may be chosen.
+        #[serde(default)]
+        multiple: bool,
+        /// Indexes of the correct options, for a quiz.
+        #[serde(default)]
+        correct: Option<Vec<u32>>,
+        /// Closes by itself this many seconds after opening.
+        #[serde(default)]
+        time_limit_secs: Option<u32>,
+    },
+    PollOpen {
+        poll_id: i64,
+    },
+    PollAnswer {
+        poll_id: i64,
+        /// Indexes of the chosen options.
+        choices: Vec<u32>,
+    },
+    PollClose {
+        poll_id: i64,
+    },
     Kick {
         identity: String,
     },
@@ -169,6 +207,13 @@ impl ClientMsg {
         "media_answer",
         "media_quality",
         "media_ice",
+        "presence_check_start",
+        "presence_confirm",
+        "visibility",
+        "poll_create",
+        "poll_open",
+        "poll_answer",
+        "poll_close",
     ];
 }
 
@@ -282,6 +327,46 @@ pub enum EventKind {
         identity: String,
         speaking: bool,
     },
+    PresenceCheckStarted {
+        check: PresenceCheck,
+    },
+    /// Staff and the member only.
+    PresenceConfirmed {
+        check_id: i64,
+        identity: String,
+        response_ms: i64,
+    },
+    /// The window closed; who passed and who missed follows from the
+    /// confirmations and who was present when it started.
+    PresenceCheckEnded {
+        check_id: i64,
+        passed: u32,
+        missed: u32,
+    },
+    /// Staff only: a participant's page was hidden or shown.
+    VisibilityChanged {
+        identity: String,
+        hidden: bool,
+    },
+    /// Staff only (carries the correct answers).
+    PollCreated {
+        poll: Poll,
+    },
+    /// Everyone; never carries the correct answers.
+    PollOpened {
+        poll: Poll,
+    },
+    /// Staff and the member only.
+    PollAnswered {
+        poll_id: i64,
+        identity: String,
+        choices: Vec<u32>,
+    },
+    /// Everyone: counts per option, and the correct answers if any.
+    PollClosed {
+        poll: Poll,
+        by: String,
+    },
 }
 
 impl EventKind {
@@ -313,6 +398,14 @@ impl EventKind {
             EventKind::TrackPublished { .. } => "track_published",
             EventKind::TrackUnpublished { .. } => "track_unpublished",
             EventKind::Speaking { .. } => "speaking",
+            EventKind::PresenceCheckStarted { .. } => "presence_check_started",
+            EventKind::PresenceConfirmed { .. } => "presence_confirmed",
+            EventKind::PresenceCheckEnded { .. } => "presence_check_ended",
+            EventKind::VisibilityChanged { .. } => "visibility_changed",
+            EventKind::PollCreated { .. } => "poll_created",
+            EventKind::PollOpened { .. } => "poll_opened",
+            EventKind::PollAnswered { .. } => "poll_answered",
+            EventKind::PollClosed { .. } => "poll_closed",
         }
     }
 
@@ -335,7 +428,10 @@ impl EventKind {
             }
             EventKind::TrackPublished { track } => Some(&track.owner),
             EventKind::TrackUnpublished { owner, .. } => Some(owner),
-            EventKind::Speaking { identity, .. } => Some(identity),
+            EventKind::Speaking { identity, .. }
+            | EventKind::PresenceConfirmed { identity, .. }
+            | EventKind::VisibilityChanged { identity, .. }
+            | EventKind::PollAnswered { identity, .. } => Some(identity),
             _ => None,
         }
     }

@@ -40,10 +40,16 @@ pub enum Permission {
     /// Receives the full roster and every join/leave, also in audience mode.
     #[serde(rename = "roster.view")]
     RosterView,
+    /// Start presence checks; create, open and close polls.
+    #[serde(rename = "activity.manage")]
+    ActivityManage,
+    /// Confirm presence checks and answer polls (participants: they are graded).
+    #[serde(rename = "activity.respond")]
+    ActivityRespond,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 14] = [
         Permission::ChatPost,
         Permission::ChatModerate,
         Permission::HandRaise,
@@ -56,6 +62,8 @@ impl Permission {
         Permission::ParticipantKick,
         Permission::SessionEnd,
         Permission::RosterView,
+        Permission::ActivityManage,
+        Permission::ActivityRespond,
     ];
 }
 
@@ -86,9 +94,9 @@ impl Role {
         match p {
             ChatPost | QuestionAsk | QuestionUpvote | QuestionReply => self != Observer,
             HandRaise => matches!(self, Moderator | Participant),
-            ChatModerate | HandModerate | QuestionModerate | StageManage | ParticipantKick => {
-                matches!(self, Host | Moderator)
-            }
+            ChatModerate | HandModerate | QuestionModerate | StageManage | ParticipantKick
+            | ActivityManage => matches!(self, Host | Moderator),
+            ActivityRespond => self == Participant,
             SessionEnd => self == Host,
             RosterView => self != Participant,
         }

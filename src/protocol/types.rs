@@ -68,6 +68,9 @@ pub struct SessionSettings {
     /// Default: on for `qa`, off for `seminar`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience_mode: Option<bool>,
+    /// Presence checks at random times (docs/grading.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_checks: Option<PresenceCheckSettings>,
     /// How participation is scored (docs/grading.md); the server's default
     /// rubric when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -310,9 +313,80 @@ pub struct Welcome {
     /// The most recent chat messages, oldest first.
     pub chat: Vec<ChatMessage>,
     pub chat_locked: bool,
+    /// The running presence check, if any.
+    pub presence_check: Option<PresenceCheck>,
+    /// Whether you confirmed it.
+    pub presence_confirmed: bool,
+    /// Polls: open and closed ones for everyone, drafts for staff; correct
+    /// answers only for staff or once closed.
+    pub polls: Vec<Poll>,
+    /// Your answers.
+    pub my_poll_answers: Vec<PollChoice>,
     /// Present this (with `last_seq`) when reconnecting to resume.
     pub resume_token: String,
     /// The sequence number of the last event included in this snapshot.
     pub seq: u64,
     pub server_time: Timestamp,
+}
+
+/// Presence checks the room starts by itself at random times, never in the
+/// first or last five minutes of the scheduled time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceCheckSettings {
+    /// Checks per hour, at least and at most (e.g. 2 and 4).
+    pub per_hour_min: f64,
+    pub per_hour_max: f64,
+    /// Seconds to confirm (default 60).
+    #[serde(default)]
+    pub window_secs: Option<u32>,
+}
+
+/// A "still here?" check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PresenceCheck {
+    pub id: i64,
+    pub started_at: Timestamp,
+    pub deadline: Timestamp,
+    /// Who started it (`"schedule"` for a scheduled check).
+    pub by: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PollStatus {
+    Draft,
+    Open,
+    Closed,
+}
+
+/// A poll or quiz.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Poll {
+    pub id: i64,
+    pub question: String,
+    pub options: Vec<String>,
+    pub multiple: bool,
+    pub time_limit_secs: Option<u32>,
+    pub status: PollStatus,
+    /// Whether the poll has correct answers (a quiz).
+    pub graded: bool,
+    /// The correct options: only for staff before the poll closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correct: Option<Vec<u32>>,
+    pub opened_at: Option<Timestamp>,
+    pub closes_at: Option<Timestamp>,
+    /// Answers per option, once closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Vec<u32>>,
+    /// How many answered, once closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<u32>,
+}
+
+/// One of your poll answers (in the welcome).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PollChoice {
+    pub poll_id: i64,
+    pub choices: Vec<u32>,
 }

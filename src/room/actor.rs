@@ -87,6 +87,18 @@ enum Audience {
 impl Audience {
     /// Audience mode keeps joins, leaves and other people's hands away from participants.
     fn of(kind: &EventKind, audience_mode: bool) -> Audience {
+        // Answers, confirmations, drafts (with their correct answers) and
+        // page visibility are never for other participants' eyes.
+        match kind {
+            EventKind::PresenceConfirmed { identity, .. }
+            | EventKind::PollAnswered { identity, .. } => {
+                return Audience::StaffAnd(identity.clone())
+            }
+            EventKind::PollCreated { .. } | EventKind::VisibilityChanged { .. } => {
+                return Audience::Staff
+            }
+            _ => {}
+        }
         if !audience_mode {
             return Audience::All;
         }
@@ -187,6 +199,8 @@ pub(super) struct RoomActor {
     /// Audience mode: upvote counts changed since the last tick.
     vote_counts: HashMap<i64, u32>,
     last_seen_flush: Instant,
+    /// When the session's schedule starts the next presence check.
+    next_check: Option<Timestamp>,
     idle_since: Option<Instant>,
     /// Storage failed and state could not be reloaded; the room must stop.
     broken: bool,
@@ -316,6 +330,7 @@ impl RoomActor {
             last_count: None,
             vote_counts: HashMap::new(),
             last_seen_flush: Instant::now(),
+            next_check: None,
             idle_since: None,
             broken: false,
         }
@@ -552,6 +567,23 @@ impl RoomActor {
             ice_servers: self.shared.sfu.config.ice_servers.clone(),
             chat: self.state.chat.iter().cloned().collect(),
             chat_locked: self.state.chat_locked,
+            presence_check: self
+                .state
+                .activities
+                .check
+                .as_ref()
+                .map(|c| c.check.clone()),
+            presence_confirmed: self
+                .state
+                .activities
+                .check
+                .as_ref()
+                .is_some_and(|c| c.confirmed.contains(&actor.identity)),
+            polls: self
+                .state
+                .activities
+                .polls_for(actor.role.allows(Permission::ActivityManage)),
+            my_poll_answers: self.state.activities.answers_of(&actor.identity),
             resume_token: self.resume_token(actor, now),
             seq: self.state.seq,
             server_time: now,
@@ -1179,6 +1211,34 @@ impl RoomActor {
         }
     }
 
+    /// A presence check from the session's schedule, when one is due:
+    /// random gaps from the per-hour rates, never in the first or last five
+    /// minutes (of the scheduled time, or from the start without one).
+    fn scheduled_check(&mut self, now: Timestamp) -> Option<EventKind> {
+        const MARGIN: i64 = 5 * 60 * 1000;
+        let s = &self.state.session;
+        let cfg = s.settings.presence_checks.clone()?;
+        let start = s.scheduled_start.or(s.started_at)?;
+        let earliest = Timestamp(now.millis().max(start.millis() + MARGIN));
+        let next = *self
+            .next_check
+            .get_or_insert_with(|| next_check_after(&cfg, earliest));
+        if now.millis() < next.millis() {
+            return None;
+        }
+        self.next_check = Some(next_check_after(&cfg, now));
+        let window = cfg
+            .window_secs
+            .unwrap_or(super::activities::CHECK_WINDOW_DEFAULT)
+            .clamp(10, 600);
+        if let Some(end) = s.scheduled_end {
+            if now.millis() + MARGIN > end.millis() {
+                return None;
+            }
+        }
+        self.state.activities.start_check("schedule", window, now)
+    }
+
     /// Once a second: expire grace periods, send the participant count,
     /// record presence, and stop when idle. Returns true to stop.
     async fn on_tick(&mut self) -> bool {
@@ -1195,6 +1255,14 @@ impl RoomActor {
         for (id, since) in expired {
             self.away.remove(&id);
             for e in self.state.leave(&id, LeaveReason::Timeout, since, &id) {
+                self.emit(e, now, &mut b);
+            }
+        }
+        if self.state.session.status == crate::protocol::SessionStatus::Live {
+            for e in self.state.activities.due(now) {
+                self.emit(e, now, &mut b);
+            }
+            if let Some(e) = self.scheduled_check(now) {
                 self.emit(e, now, &mut b);
             }
         }
@@ -1314,5 +1382,37 @@ mod tests {
             by: "h".into(),
         };
         assert!(Audience::of(&own, true).includes(&p));
+    }
+}
+
+/// A random time for the next scheduled check: a rate drawn between the
+/// per-hour bounds, and a gap of 50–150 % of its mean.
+fn next_check_after(cfg: &crate::protocol::PresenceCheckSettings, from: Timestamp) -> Timestamp {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    let r1 = u16::from_le_bytes([b[0], b[1]]) as f64 / u16::MAX as f64;
+    let r2 = u16::from_le_bytes([b[2], b[3]]) as f64 / u16::MAX as f64;
+    let rate = cfg.per_hour_min + (cfg.per_hour_max - cfg.per_hour_min) * r1;
+    let gap_secs = 3600.0 / rate.max(0.01) * (0.5 + r2);
+    Timestamp(from.millis() + (gap_secs * 1000.0) as i64)
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    #[test]
+    fn scheduled_checks_come_at_the_configured_rate() {
+        let cfg = crate::protocol::PresenceCheckSettings {
+            per_hour_min: 2.0,
+            per_hour_max: 4.0,
+            window_secs: None,
+        };
+        let from = Timestamp(0);
+        for _ in 0..200 {
+            let gap = next_check_after(&cfg, from).millis() as f64 / 1000.0;
+            // Mean gaps of 15–30 minutes, each drawn at 50–150 % of its mean.
+            assert!((450.0..=2700.0).contains(&gap), "{gap}");
+        }
     }
 }

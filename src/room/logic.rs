@@ -222,11 +222,13 @@ impl ClassState {
         if self.session.status == SessionStatus::Ended {
             return Vec::new();
         }
-        let mut events: Vec<EventKind> = self
-            .present_identities()
-            .iter()
-            .flat_map(|id| self.leave(id, LeaveReason::SessionEnded, now, by))
-            .collect();
+        // A running check and open polls end with the session, first.
+        let mut events = self.activities.due(Timestamp(i64::MAX));
+        events.extend(
+            self.present_identities()
+                .iter()
+                .flat_map(|id| self.leave(id, LeaveReason::SessionEnded, now, by)),
+        );
         events.push(EventKind::SessionEnded { by: by.to_string() });
         events
     }
@@ -245,10 +247,21 @@ impl ClassState {
                 "this session has ended",
             ));
         }
+        if let Some(r) = super::activities::handle(self, actor, msg, now) {
+            return r;
+        }
         let by = actor.identity.clone();
         match msg {
             // Handled by the actor (leave) and the edge (ping).
             ClientMsg::Ping | ClientMsg::Leave => Ok(Outcome::none()),
+            // Handled by `activities::handle` above.
+            ClientMsg::PresenceCheckStart { .. }
+            | ClientMsg::PresenceConfirm { .. }
+            | ClientMsg::Visibility { .. }
+            | ClientMsg::PollCreate { .. }
+            | ClientMsg::PollOpen { .. }
+            | ClientMsg::PollAnswer { .. }
+            | ClientMsg::PollClose { .. } => Ok(Outcome::none()),
             // Media requests go to the media layer after the actor's
             // `may_publish` check; they change no room state directly.
             ClientMsg::MediaPublish { .. }

@@ -5,6 +5,7 @@
 //! stores the resulting events and only then sends them. This module knows
 //! nothing about sockets: connections appear as [`conn::ConnHandle`]s.
 
+pub mod activities;
 pub mod actor;
 pub mod attendance;
 pub mod conn;

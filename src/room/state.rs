@@ -7,6 +7,7 @@
 //! `stage_invited` lowers the invitee's hand, and a question leaving `open`
 //! is unpinned.
 
+use super::activities::Activities;
 use crate::grading::{Participation, Tally};
 use crate::protocol::{
     ChatMessage, EventKind, Hand, LeaveReason, Question, QuestionStatus, Role, SessionInfo,
@@ -58,12 +59,15 @@ pub struct ClassState {
     pub last_reply_id: i64,
     /// The participation fold (grading), fed every event like the rest.
     pub tally: Tally,
+    /// Presence checks, visibility and polls.
+    pub activities: Activities,
 }
 
 impl ClassState {
     pub fn new(session: SessionInfo, chat_keep: usize, include_text: bool) -> ClassState {
         ClassState {
             tally: Tally::new(&session.id, include_text),
+            activities: Activities::default(),
             session,
             seq: 0,
             members: HashMap::new(),
@@ -95,6 +99,14 @@ impl ClassState {
 
     fn fold(&mut self, seq: u64, at: Timestamp, kind: &EventKind) {
         self.seq = seq;
+        let members = &self.members;
+        self.activities.fold(kind, || {
+            members
+                .iter()
+                .filter(|(_, m)| m.present && m.role == Role::Participant)
+                .map(|(id, _)| id.clone())
+                .collect()
+        });
         match kind {
             EventKind::SessionStarted => {
                 self.session.status = SessionStatus::Live;
@@ -238,6 +250,15 @@ impl ClassState {
                     self.speaking.push(identity.clone());
                 }
             }
+            // Folded by `activities` above.
+            EventKind::PresenceCheckStarted { .. }
+            | EventKind::PresenceConfirmed { .. }
+            | EventKind::PresenceCheckEnded { .. }
+            | EventKind::VisibilityChanged { .. }
+            | EventKind::PollCreated { .. }
+            | EventKind::PollOpened { .. }
+            | EventKind::PollAnswered { .. }
+            | EventKind::PollClosed { .. } => {}
         }
     }
 

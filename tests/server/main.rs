@@ -2,6 +2,7 @@
 
 mod common;
 
+mod activities;
 mod api;
 mod attendance;
 mod bad_input;
