@@ -10,6 +10,7 @@ mod chat;
 mod cli;
 mod grading;
 mod hands;
+mod lrs;
 mod media;
 mod media_peer;
 mod permissions;
