@@ -5,12 +5,12 @@
 use super::api::Admin;
 use super::ApiError;
 use crate::grading::rubric::{self, Score};
-use crate::protocol::{Event, Role, SessionStatus, Timestamp};
+use crate::protocol::{Event, Permission, Role, SessionStatus, Timestamp};
 use crate::room::state::ClassState;
 use crate::store::{DeliveryQuery, DeliveryRow, DeliveryState};
 use crate::App;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -60,16 +60,45 @@ pub struct ReportQuery {
     format: Option<String>,
 }
 
+/// The admin key, or a host's or moderator's own join or resume token for
+/// this session (so the classroom can show the report to staff).
+fn may_read_report(app: &App, headers: &HeaderMap, session: &str) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    if crate::auth::constant_time_eq(given.as_bytes(), app.admin_key.as_bytes()) {
+        return Ok(());
+    }
+    match app.keys.verify(given, Timestamp::now()) {
+        Ok(c) if c.sid == session && c.role.allows(Permission::RosterView) && c.role != Role::Observer => Ok(()),
+        Ok(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            crate::protocol::ErrorCode::Forbidden,
+            "only hosts and moderators of this session may read its report",
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            crate::protocol::ErrorCode::Unauthorized,
+            "send the admin key, or a host's or moderator's token for this session, as 'Authorization: Bearer …'",
+        )),
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/report", tag = "grading", params(("id" = String, Path), ReportQuery),
     responses((status = 200, description = "Per member, in order of first arrival", body = Vec<ReportRow>),
+              (status = 401, body = super::api::ErrorBody), (status = 403, body = super::api::ErrorBody),
               (status = 404, body = super::api::ErrorBody)),
     security(("admin_key" = [])))]
 async fn report(
-    _: Admin,
     State(app): State<App>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
+    may_read_report(&app, &headers, &id)?;
     let session = app
         .store
         .get_session(&id)

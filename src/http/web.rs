@@ -47,6 +47,7 @@ static ASSETS: &[Asset] = &[
     asset!("src/join.js", JS),
     asset!("src/classroom.js", JS),
     asset!("src/admin.js", JS),
+    asset!("src/activities.js", JS),
 ];
 
 /// Where the pages may load from and connect to: this server only.

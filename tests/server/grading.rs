@@ -432,6 +432,16 @@ async fn the_report_counts_participation_and_scores_participants() {
             "settings": {"rubric": {"attendance_points": 10, "question_points": 2, "question_max": 3, "poll_points": 0}}
         }))
         .await;
+    // Tokens cannot be made once the session has ended.
+    let other = s.create_session(SessionKind::Qa).await;
+    let tokens = [
+        (s.token(&id, "host", Role::Host).await, 200),
+        (s.token(&id, "m", Role::Moderator).await, 200),
+        (s.token(&id, "a", Role::Participant).await, 403),
+        (s.token(&id, "o", Role::Observer).await, 403),
+        (s.token(&other, "host", Role::Host).await, 403),
+        ("not-a-token".to_string(), 401),
+    ];
     let mut host = s.join(&id, "host", Role::Host).await;
     let mut a = s.join(&id, "a", Role::Participant).await;
     for i in 0..3 {
@@ -493,6 +503,24 @@ async fn the_report_counts_participation_and_scores_participants() {
         )
         .await;
     assert_eq!(status, 400);
+
+    // Staff of the session may read it with their own token; nobody else.
+    let read = |token: String| {
+        let url = format!("{}/api/v1/sessions/{id}/report", s.base);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for (token, status) in tokens {
+        assert_eq!(read(token).await, status);
+    }
 
     // A rubric that makes no sense is refused when the session is made.
     let (status, e) = s

@@ -8,6 +8,7 @@ import { t, tx, onLang, sweep } from './i18n.js';
 import { Conn, RequestError } from './conn.js';
 import { Room } from './room.js';
 import { Publisher, Subscriber } from './media.js';
+import { presencePrompt, reportVisibility, pollsPanel, staffPanel } from './activities.js';
 
 /**
  * @typedef {import('./room.js').Question} Question
@@ -66,11 +67,17 @@ export function classroom(root, opts) {
   const qaPanel = buildQa();
   const handsPanel = h('div', { class: 'list hands-list' });
   const peoplePanel = h('div', { class: 'list people-list' });
+  const presence = presencePrompt(room, send);
+  const polls = pollsPanel(room, send);
+  const staff = staffPanel(room, send, opts.token);
+  const tellVisibility = reportVisibility(room, send);
   const tabs = [
     { key: 'tab.chat', panel: chatPanel.el },
     { key: 'tab.qa', panel: qaPanel.el },
     { key: 'tab.hands', panel: handsPanel },
     { key: 'tab.people', panel: peoplePanel },
+    { key: 'tab.polls', panel: polls.el },
+    { key: 'tab.staff', panel: staff.el },
   ];
   const tablist = h('div', { role: 'tablist', class: 'tabs' });
   const tabButtons = tabs.map((tab, i) => {
@@ -109,7 +116,7 @@ export function classroom(root, opts) {
   }
 
   const main = h('main', { class: 'room' }, [h('div', { class: 'room-main' }, [stage, controls, audios]), side]);
-  replace(root, [header, notice, invite, main]);
+  replace(root, [header, notice, presence.el, invite, main]);
 
   // ---- connection ---------------------------------------------------------
   /** @type {Set<string>} */
@@ -132,6 +139,13 @@ export function classroom(root, opts) {
     if (d('roster') || d('stage') || d('you') || d('speaking') || d('hands')) renderPeople();
     if (d('tracks') || d('stage') || d('speaking') || d('roster') || d('you')) renderStage();
     if (d('you') || d('stage') || d('hands') || d('tracks')) renderControls();
+    if (d('presence') || d('you')) presence.render();
+    if (d('polls') || d('you')) {
+      polls.render();
+      const n = polls.waiting();
+      tabButtons[4].textContent = n ? `${t('tab.polls')} (${n})` : t('tab.polls');
+    }
+    if (d('you')) tabButtons[5].hidden = !room.can('activity.manage');
     dirty.clear();
     sweep();
   }
@@ -152,6 +166,12 @@ export function classroom(root, opts) {
     const before = room.you?.can_publish ?? false;
     const parts = room.apply(f);
     if (parts.length) changed(parts);
+    if (f.type.startsWith('presence_')) staff.render(f);
+    if (f.type === 'poll_opened' && room.can('activity.respond')) say(t('poll.opened_note'));
+    if ((f.type === 'poll_answered' && f.identity === room.you?.identity) || f.type === 'poll_closed') {
+      if (notice.textContent === t('poll.opened_note')) say('');
+    }
+    if ((f.type === 'welcome' || f.type === 'resumed') && document.hidden) tellVisibility();
     if (f.type === 'welcome') {
       const first = !welcomed;
       welcomed = true;

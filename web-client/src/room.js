@@ -46,6 +46,15 @@ export class Room {
     /** Names by identity, from everything seen (for hands and tracks in audience mode). @type {Map<string, string>} */
     this.names = new Map();
     this.ended = false;
+    /** The running presence check. @type {{ id: number, started_at: string, deadline: string, by: string } | null} */
+    this.presenceCheck = null;
+    this.presenceConfirmed = false;
+    /** @type {Map<number, any>} */
+    this.polls = new Map();
+    /** Your answers by poll id. @type {Map<number, number[]>} */
+    this.myPollAnswers = new Map();
+    /** Participants whose page is hidden (staff see it). @type {Set<string>} */
+    this.hidden = new Set();
   }
 
   /** @param {string} perm */
@@ -106,6 +115,10 @@ export class Room {
         this.chatLocked = f.chat_locked;
         this.iceServers = f.ice_servers ?? [];
         this.ended = f.session.status === 'ended';
+        this.presenceCheck = f.presence_check ?? null;
+        this.presenceConfirmed = !!f.presence_confirmed;
+        this.polls = new Map((f.polls ?? []).map((p) => [p.id, p]));
+        this.myPollAnswers = new Map((f.my_poll_answers ?? []).map((a) => [a.poll_id, a.choices]));
         for (const x of [...f.hands, ...f.stage.members, ...f.stage.invited, ...f.chat, ...f.questions]) this.learn(x);
         for (const tr of f.tracks) if (tr.name) this.names.set(tr.owner, tr.name);
         return ['all'];
@@ -233,6 +246,31 @@ export class Room {
         if (f.speaking) this.speaking.add(f.identity);
         else this.speaking.delete(f.identity);
         return ['speaking'];
+      case 'presence_check_started':
+        this.presenceCheck = f.check;
+        this.presenceConfirmed = false;
+        return ['presence'];
+      case 'presence_confirmed':
+        if (this.you && f.identity === this.you.identity) this.presenceConfirmed = true;
+        return ['presence'];
+      case 'presence_check_ended':
+        this.presenceCheck = null;
+        return ['presence'];
+      case 'visibility_changed':
+        if (f.hidden) this.hidden.add(f.identity);
+        else this.hidden.delete(f.identity);
+        return ['roster'];
+      case 'poll_created':
+      case 'poll_opened':
+      case 'poll_closed': {
+        const old = this.polls.get(f.poll.id);
+        // Staff keep the correct answers they saw in the draft.
+        this.polls.set(f.poll.id, { ...f.poll, correct: f.poll.correct ?? old?.correct });
+        return ['polls'];
+      }
+      case 'poll_answered':
+        if (this.you && f.identity === this.you.identity) this.myPollAnswers.set(f.poll_id, f.choices);
+        return ['polls'];
       default:
         return [];
     }

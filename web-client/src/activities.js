@@ -1,0 +1,259 @@
+// Presence checks, page visibility, polls and the staff's participation
+// report, for the classroom. Each builder returns its element and a render
+// function the classroom calls when the room changes.
+
+import { h, replace } from './dom.js';
+import { t, tx } from './i18n.js';
+
+/**
+ * @typedef {import('./room.js').Room} Room
+ * @typedef {(msg: Record<string, any>) => Promise<any>} Send
+ */
+
+/**
+ * The "still here?" prompt for participants, with a countdown.
+ * @param {Room} room
+ * @param {Send} send
+ */
+export function presencePrompt(room, send) {
+  const text = h('p', { class: 'presence-text' });
+  const count = h('p', { class: 'hint presence-count', 'aria-live': 'off' });
+  const btn = tx(h('button', { type: 'button', class: 'primary big presence-btn' }), 'presence.confirm');
+  const el = h('div', { class: 'presence', role: 'alertdialog', 'aria-modal': 'false', hidden: true }, [text, count, btn]);
+  el.setAttribute('aria-labelledby', 'presence-title');
+  text.id = 'presence-title';
+  let timer = 0;
+  btn.addEventListener('click', () => {
+    const c = room.presenceCheck;
+    if (c) send({ type: 'presence_confirm', check_id: c.id }).catch(() => {});
+  });
+  const tick = () => {
+    const c = room.presenceCheck;
+    if (!c) return;
+    const left = Math.max(0, Math.round((Date.parse(c.deadline) - Date.now()) / 1000));
+    count.textContent = t('presence.left', { n: left });
+  };
+  return {
+    el,
+    render() {
+      const show = !!room.presenceCheck && room.can('activity.respond') && !room.presenceConfirmed;
+      const was = !el.hidden;
+      el.hidden = !show;
+      clearInterval(timer);
+      if (show) {
+        text.textContent = t('presence.ask');
+        tick();
+        timer = window.setInterval(tick, 1000);
+        if (!was) btn.focus();
+      }
+    },
+  };
+}
+
+/**
+ * Tells the server when the page is hidden or shown (participants only; a
+ * signal stored with attendance, never proof on its own).
+ * @param {Room} room
+ * @param {Send} send
+ */
+export function reportVisibility(room, send) {
+  const tell = () => {
+    if (room.can('activity.respond')) send({ type: 'visibility', hidden: document.hidden }).catch(() => {});
+  };
+  document.addEventListener('visibilitychange', tell);
+  return tell;
+}
+
+/**
+ * The polls panel: staff create, open and close polls; participants answer.
+ * @param {Room} room
+ * @param {Send} send
+ */
+export function pollsPanel(room, send) {
+  const el = h('div', { class: 'panel polls' });
+  // Staff: the form to create a poll, built once so typing survives redraws.
+  const question = h('input', { type: 'text', maxlength: 500, class: 'poll-question' });
+  const options = h('textarea', { rows: 3, class: 'poll-options' });
+  const multiple = h('input', { type: 'checkbox', class: 'poll-multiple' });
+  const correct = h('input', { type: 'text', class: 'poll-correct', inputmode: 'numeric' });
+  const limit = h('input', { type: 'number', min: 5, max: 3600, class: 'poll-limit' });
+  const form = h('form', { class: 'poll-form' }, [
+    tx(h('h3'), 'poll.new'),
+    h('label', {}, [tx(h('span'), 'poll.question'), question]),
+    h('label', {}, [tx(h('span'), 'poll.options'), options]),
+    h('label', { class: 'check' }, [multiple, tx(h('span'), 'poll.multiple')]),
+    h('label', {}, [tx(h('span'), 'poll.correct'), correct]),
+    h('label', {}, [tx(h('span'), 'poll.limit'), limit]),
+    tx(h('button', { type: 'submit', class: 'primary' }), 'poll.create'),
+  ]);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const opts = options.value.split('\n').map((o) => o.trim()).filter(Boolean);
+    const key = correct.value
+      .split(/[,，\s]+/)
+      .filter(Boolean)
+      .map((n) => Number(n) - 1);
+    try {
+      await send({
+        type: 'poll_create',
+        question: question.value,
+        options: opts,
+        multiple: multiple.checked,
+        correct: key.length ? key : null,
+        time_limit_secs: limit.value ? Number(limit.value) : null,
+      });
+      question.value = '';
+      options.value = '';
+      correct.value = '';
+      limit.value = '';
+    } catch {
+      // Shown by `send`; the form keeps what was typed.
+    }
+  });
+  const list = h('ol', { class: 'poll-list' });
+  el.append(form, list);
+
+  /** @param {any} p */
+  function item(p) {
+    const staff = room.can('activity.manage');
+    const mine = room.myPollAnswers.get(p.id);
+    const closed = p.status === 'closed';
+    const total = p.answers ?? 0;
+    /** @type {HTMLElement[]} */
+    const rows = p.options.map((/** @type {string} */ o, /** @type {number} */ i) => {
+      const isCorrect = (p.correct ?? []).includes(i);
+      const n = p.counts?.[i] ?? 0;
+      const chosen = mine?.includes(i);
+      if (closed) {
+        const pct = total ? Math.round((n / total) * 100) : 0;
+        return h('li', { class: `result${isCorrect ? ' correct' : ''}${chosen ? ' chosen' : ''}` }, [
+          h('span', { class: 'opt', text: o }),
+          h('span', { class: 'bar', 'aria-hidden': 'true' }, h('span', { class: 'fill', style: false, dataset: { pct: String(pct) } })),
+          h('span', { class: 'n', text: t('poll.count', { n, pct }) }),
+          isCorrect ? h('span', { class: 'badge live', text: t('poll.right') }) : null,
+          chosen ? h('span', { class: 'badge', text: t('poll.your') }) : null,
+        ]);
+      }
+      const answerable = p.status === 'open' && room.can('activity.respond') && !mine;
+      const input = h('input', {
+        type: p.multiple ? 'checkbox' : 'radio',
+        name: `poll-${p.id}`,
+        value: String(i),
+        disabled: !answerable,
+        checked: !!chosen,
+      });
+      return h('li', {}, h('label', { class: 'check' }, [input, h('span', { text: o }), staff && isCorrect ? h('span', { class: 'badge live', text: t('poll.right') }) : null]));
+    });
+    const actions = [];
+    if (staff && p.status === 'draft') actions.push(h('button', { type: 'button', class: 'primary small', text: t('poll.open'), onclick: () => send({ type: 'poll_open', poll_id: p.id }).catch(() => {}) }));
+    if (staff && p.status === 'open') actions.push(h('button', { type: 'button', class: 'small', text: t('poll.close'), onclick: () => send({ type: 'poll_close', poll_id: p.id }).catch(() => {}) }));
+    const answerable = p.status === 'open' && room.can('activity.respond') && !mine;
+    const li = h('li', { class: `poll status-${p.status}`, dataset: { id: String(p.id) } }, [
+      h('p', { class: 'q-text', text: p.question }),
+      h('p', { class: 'q-meta' }, [
+        h('span', { class: 'badge', text: t(`poll.status_${p.status}`) }),
+        p.graded ? h('span', { class: 'badge', text: t('poll.quiz') }) : null,
+        p.closes_at && p.status === 'open' ? h('span', { class: 'hint', text: ` ${t('poll.until', { time: new Date(p.closes_at).toLocaleTimeString() })}` }) : null,
+        mine && !closed ? h('span', { class: 'badge live', text: t('poll.answered') }) : null,
+      ]),
+      h('ul', { class: 'poll-options-list' }, rows),
+      answerable
+        ? h('button', {
+            type: 'button',
+            class: 'primary small',
+            text: t('poll.submit'),
+            onclick: () => {
+              const chosen = [...li.querySelectorAll('input:checked')].map((x) => Number(/** @type {HTMLInputElement} */ (x).value));
+              if (chosen.length) send({ type: 'poll_answer', poll_id: p.id, choices: chosen }).catch(() => {});
+            },
+          })
+        : null,
+      ...actions,
+    ]);
+    for (const f of li.querySelectorAll('.fill')) /** @type {HTMLElement} */ (f).style.width = `${/** @type {HTMLElement} */ (f).dataset.pct}%`;
+    return li;
+  }
+
+  return {
+    el,
+    render() {
+      form.hidden = !room.can('activity.manage');
+      const polls = [...room.polls.values()].sort((a, b) => b.id - a.id);
+      replace(list, polls.length ? polls.map(item) : h('li', { class: 'empty', text: t('poll.none') }));
+    },
+    /** Open polls the member has not answered (for the tab badge). */
+    waiting() {
+      return [...room.polls.values()].filter((p) => p.status === 'open' && room.can('activity.respond') && !room.myPollAnswers.has(p.id)).length;
+    },
+  };
+}
+
+/**
+ * The staff's tools for presence checks and the participation report.
+ * @param {Room} room
+ * @param {Send} send
+ * @param {string} token the member's join token (authorises the report)
+ */
+export function staffPanel(room, send, token) {
+  const status = h('p', { class: 'hint check-status', role: 'status' });
+  const start = tx(h('button', { type: 'button', class: 'primary' }), 'presence.start');
+  start.addEventListener('click', () => send({ type: 'presence_check_start', window_secs: 60 }).catch(() => {}));
+  const load = tx(h('button', { type: 'button' }), 'report.load');
+  const csv = tx(h('button', { type: 'button' }), 'report.csv');
+  const table = h('div', { class: 'table-wrap report' });
+  let confirmed = 0;
+  const sid = () => room.session?.id ?? '';
+  const fetchReport = (/** @type {string} */ q) =>
+    fetch(`/api/v1/sessions/${encodeURIComponent(sid())}/report${q}`, { headers: { authorization: `Bearer ${token}` } });
+  load.addEventListener('click', async () => {
+    const r = await fetchReport('').catch(() => null);
+    if (!r || !r.ok) {
+      replace(table, h('p', { class: 'problem', text: t('report.failed') }));
+      return;
+    }
+    const rows = await r.json();
+    const cols = ['report.name', 'report.minutes', 'report.checks', 'report.questions', 'report.replies', 'report.polls', 'report.score'];
+    replace(
+      table,
+      h('table', { class: 'attendance' }, [
+        h('thead', {}, h('tr', {}, cols.map((k) => h('th', { scope: 'col', text: t(k) })))),
+        h(
+          'tbody',
+          {},
+          rows.map((/** @type {any} */ r) =>
+            h('tr', { dataset: { identity: r.identity } }, [
+              h('td', { text: r.name || r.identity }),
+              h('td', { text: String(r.minutes_present) }),
+              h('td', { text: `${r.presence_checks_passed}/${r.presence_checks_passed + r.presence_checks_missed}` }),
+              h('td', { text: String(r.questions) }),
+              h('td', { text: String(r.replies) }),
+              h('td', { text: `${r.poll_correct}/${r.poll_answers}` }),
+              h('td', { text: r.score ? `${r.score.total} / ${r.score.max}` : '—' }),
+            ]),
+          ),
+        ),
+      ]),
+    );
+  });
+  csv.addEventListener('click', async () => {
+    const r = await fetchReport('?format=csv').catch(() => null);
+    if (!r || !r.ok) return;
+    const a = h('a', { href: URL.createObjectURL(await r.blob()), download: `report-${sid()}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  });
+  const el = h('div', { class: 'panel staff' }, [tx(h('h3'), 'presence.heading'), start, status, tx(h('h3'), 'report.heading'), h('div', { class: 'row' }, [load, csv]), table]);
+  return {
+    el,
+    /** @param {any} [f] the frame that changed things */
+    render(f) {
+      if (f?.type === 'presence_check_started') confirmed = 0;
+      if (f?.type === 'presence_confirmed') confirmed++;
+      const c = room.presenceCheck;
+      start.disabled = !!c;
+      if (c) status.textContent = t('presence.running', { n: confirmed });
+      else if (f?.type === 'presence_check_ended') status.textContent = t('presence.result', { passed: f.passed, missed: f.missed });
+    },
+  };
+}
