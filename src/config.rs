@@ -259,6 +259,42 @@ pub fn grading_from_env(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn grading_sinks_come_from_the_environment_too() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let mut g = GradingConfig::default();
+        grading_from_env(
+            &mut g,
+            env(&[
+                ("LECTERN_WEBHOOK_URL", "https://grades.example.org/hook"),
+                (
+                    "LECTERN_WEBHOOK_SECRET",
+                    "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=",
+                ),
+                ("LECTERN_XAPI_ENDPOINT", "https://lrs.example.org/xAPI"),
+                ("LECTERN_XAPI_USERNAME", "u"),
+                ("LECTERN_XAPI_PASSWORD", "p"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(g.webhook[0].name, "webhook");
+        assert_eq!(g.xapi[0].endpoint, "https://lrs.example.org/xAPI");
+        let mut g = GradingConfig::default();
+        let e = grading_from_env(&mut g, env(&[("LECTERN_WEBHOOK_URL", "https://x")])).unwrap_err();
+        assert!(e.contains("LECTERN_WEBHOOK_SECRET"), "{e}");
+        let e =
+            grading_from_env(&mut g, env(&[("LECTERN_XAPI_ENDPOINT", "https://x")])).unwrap_err();
+        assert!(e.contains("LECTERN_XAPI_USERNAME"), "{e}");
+    }
+
     use super::*;
 
     #[test]

@@ -185,6 +185,18 @@ export function adminPage(root) {
         setTimeout(() => URL.revokeObjectURL(a.href), 10000);
       },
     });
+    const reportCsv = h('button', {
+      type: 'button',
+      text: t('admin.report_csv'),
+      onclick: async () => {
+        const r = await call('GET', `/sessions/${id}/report?format=csv`, undefined, true);
+        if (!r) return;
+        const a = h('a', { href: URL.createObjectURL(await r.blob()), download: `report-${id}.csv` });
+        document.body.append(a);
+        a.click();
+        a.remove();
+      },
+    });
     const minutes = (/** @type {number} */ sec) => (sec / 60).toFixed(1);
     replace(detail, [
       h('h2', { text: s.title }),
@@ -198,7 +210,7 @@ export function adminPage(root) {
             present.filter((/** @type {any} */ p) => p.present).map((/** @type {any} */ p) => h('li', {}, [h('span', { text: p.name }), ' ', h('span', { class: 'badge', text: t(`role.${p.role}`) })])),
           )
         : h('p', { class: 'empty', text: t('admin.nobody') }),
-      h('div', { class: 'row' }, [tx(h('h3'), 'admin.attendance'), csv, h('button', { type: 'button', text: t('admin.refresh'), onclick: () => load() })]),
+      h('div', { class: 'row' }, [tx(h('h3'), 'admin.attendance'), csv, reportCsv, h('button', { type: 'button', text: t('admin.refresh'), onclick: () => load() })]),
       attendance && attendance.length
         ? h('div', { class: 'table-wrap' }, [
             h('table', { class: 'attendance' }, [

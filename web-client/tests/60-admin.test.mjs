@@ -70,5 +70,9 @@ test('admin: wrong key refused; create, links, present, attendance, CSV', async 
   assert.ok(csv.startsWith('\uFEFF'), 'the CSV starts with a BOM so Excel reads Chinese names');
   assert.match(csv, /t-55/);
   assert.match(csv, /郑老师/);
+  const [report] = await Promise.all([admin.waitForEvent('download'), admin.getByRole('button', { name: 'Download participation report (CSV)' }).click()]);
+  const rcsv = await readFile(await report.path(), 'utf8');
+  assert.match(rcsv, /^\uFEFFidentity,name,role,minutes_present/);
+  assert.match(rcsv, /t-55,郑老师,participant/);
   for (const p of [admin, teacher]) await p.context().close();
 });
