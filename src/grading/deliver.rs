@@ -114,27 +114,24 @@ async fn round(
 ) -> Result<Duration, crate::store::StoreError> {
     use std::sync::atomic::Ordering;
     let name = sink.name();
-    let pending = store.pending_deliveries(name, 5000).await?;
+    let now = Timestamp::now();
+    let pending = store.pending_deliveries(name, now, BATCH as u32).await?;
     let mut by_session: BTreeMap<String, Vec<DeliveryRow>> = BTreeMap::new();
     for r in pending {
         by_session.entry(r.session_id.clone()).or_default().push(r);
     }
-    let now = Timestamp::now();
     let mut sleep = Duration::from_secs(30);
-    for (session, rows) in by_session {
-        // In order: the oldest pending event decides whether the session is due.
-        let head_due = rows[0].next_at;
-        if head_due.millis() > now.millis() {
-            sleep = sleep.min(Duration::from_millis(
-                (head_due.millis() - now.millis()) as u64,
-            ));
-            continue;
+    if by_session.is_empty() {
+        // Nothing due: sleep until the earliest retry (or a wake-up).
+        if let Some(next) = store.next_delivery_due(name).await? {
+            let ms = (next.millis() - now.millis()).max(0) as u64;
+            sleep = sleep.min(Duration::from_millis(ms));
         }
-        let batch: Vec<DeliveryRow> = rows
-            .into_iter()
-            .take_while(|r| r.next_at.millis() <= now.millis())
-            .take(BATCH)
-            .collect();
+    }
+    for (session, rows) in by_session {
+        // The head was due when read; newer events behind it go along (a
+        // retry batch carries what arrived since, still in order).
+        let batch = rows;
         let seqs: Vec<u64> = batch.iter().map(|r| r.seq).collect();
         let at = Timestamp::now();
         match sink.send(&session, &batch).await {
@@ -148,31 +145,39 @@ async fn round(
             }
             Err(e) => {
                 let attempts = batch.iter().map(|r| r.attempts).max().unwrap_or(0) + 1;
-                let first = batch
-                    .iter()
-                    .filter_map(|r| r.first_attempt_at)
-                    .min_by_key(|t| t.millis())
-                    .unwrap_or(at);
-                let next = next_attempt(attempts, first, at, e.retry_after, jitter(), scale);
+                let next = next_attempt(attempts, at, at, e.retry_after, jitter(), scale)
+                    .expect("a first attempt is never given up");
+                // Each event is given up on its own clock: an event that joined
+                // a long-failing batch recently still gets its full 26 hours.
+                let give_up_ms = (GIVE_UP_AFTER.as_secs_f64() * scale * 1000.0) as i64;
+                let (dead, retry): (Vec<&DeliveryRow>, Vec<&DeliveryRow>) =
+                    batch.iter().partition(|r| {
+                        r.first_attempt_at
+                            .is_some_and(|f| at.millis() - f.millis() >= give_up_ms)
+                    });
+                let dead: Vec<u64> = dead.iter().map(|r| r.seq).collect();
+                let retry: Vec<u64> = retry.iter().map(|r| r.seq).collect();
                 tracing::warn!(
                     sink = name, session = %session, events = seqs.len(), attempts,
-                    retry_at = ?next.map(Timestamp::to_rfc3339), "delivery failed: {}", e.message
+                    retry_at = %next.to_rfc3339(), "delivery failed: {}", e.message
                 );
-                if next.is_none() {
+                metrics.grading_failures.fetch_add(1, Ordering::Relaxed);
+                if !dead.is_empty() {
                     metrics
                         .grading_dead
-                        .fetch_add(seqs.len() as u64, Ordering::Relaxed);
-                    tracing::error!(sink = name, session = %session, "dead-lettered {} events after retrying for 24 h", seqs.len());
-                }
-                metrics.grading_failures.fetch_add(1, Ordering::Relaxed);
-                store
-                    .deliveries_failed(name, &session, &seqs, at, next, &e.message)
-                    .await?;
-                if let Some(n) = next {
-                    let d = (n.millis() - at.millis()).max(0) as u64;
-                    sleep = sleep.min(Duration::from_millis(d));
-                } else {
+                        .fetch_add(dead.len() as u64, Ordering::Relaxed);
+                    tracing::error!(sink = name, session = %session, "dead-lettered {} events after retrying for 26 h", dead.len());
+                    store
+                        .deliveries_failed(name, &session, &dead, at, None, &e.message)
+                        .await?;
                     sleep = Duration::ZERO;
+                }
+                if !retry.is_empty() {
+                    store
+                        .deliveries_failed(name, &session, &retry, at, Some(next), &e.message)
+                        .await?;
+                    let d = (next.millis() - at.millis()).max(0) as u64;
+                    sleep = sleep.min(Duration::from_millis(d));
                 }
             }
         }

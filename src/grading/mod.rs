@@ -143,6 +143,9 @@ pub struct Tally {
     checks: HashMap<i64, CheckTally>,
     /// Correct answers of graded polls.
     poll_keys: HashMap<i64, Option<Vec<u32>>>,
+    /// Quizzes (polls with correct answers) opened in the session: the base
+    /// of poll points, so a skipped quiz counts as not correct.
+    pub graded_polls: u32,
 }
 
 impl Tally {
@@ -156,6 +159,7 @@ impl Tally {
             include_text,
             checks: HashMap::new(),
             poll_keys: HashMap::new(),
+            graded_polls: 0,
         }
     }
 
@@ -252,11 +256,18 @@ impl Tally {
                     });
                     self.push(&mut out, "attendance.summary", id, at, data);
                 }
+                let graded = self.graded_polls;
                 let scores: Vec<(String, Value)> = ids
                     .iter()
                     .filter(|id| self.members[*id].role == Some(Role::Participant))
                     .map(|id| {
-                        let s = rubric::score(&rubric::of(session), &self.members[id], session, at);
+                        let s = rubric::score(
+                            &rubric::of(session),
+                            &self.members[id],
+                            session,
+                            at,
+                            graded,
+                        );
                         (id.clone(), serde_json::to_value(s).unwrap_or(Value::Null))
                     })
                     .collect();
@@ -348,14 +359,19 @@ impl Tally {
             }
             EventKind::StageJoined { member } => {
                 // Joining the stage lowers the hand (docs/protocol.md §10).
-                self.raised.remove(&member.identity);
+                if self.raised.remove(&member.identity) {
+                    let data = json!({ "by": "stage" });
+                    self.push(&mut out, "hand.lowered", &member.identity, at, data);
+                }
                 let c = self.member(&member.identity);
                 let spoken = c.speaking_ms_at(at);
                 c.stage_since = Some((at, spoken));
                 self.push(&mut out, "stage.joined", &member.identity, at, json!({}));
             }
-            EventKind::StageInvited { member, .. } => {
-                self.raised.remove(&member.identity);
+            EventKind::StageInvited { member, .. } if self.raised.remove(&member.identity) => {
+                // An invitation lowers the hand (docs/protocol.md §10).
+                let data = json!({ "by": "stage" });
+                self.push(&mut out, "hand.lowered", &member.identity, at, data);
             }
             EventKind::StageLeft {
                 identity,
@@ -433,6 +449,9 @@ impl Tally {
             }
             EventKind::PollCreated { poll } => {
                 self.poll_keys.insert(poll.id, poll.correct.clone());
+            }
+            EventKind::PollOpened { poll } if poll.graded => {
+                self.graded_polls += 1;
             }
             EventKind::PollAnswered {
                 poll_id,

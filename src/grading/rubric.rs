@@ -29,10 +29,13 @@ pub struct Rubric {
     pub upvote_max: f64,
     pub hand_points: f64,
     pub hand_max: f64,
-    /// Points per minute of speaking on stage.
+    /// Points per minute of speaking (anywhere in the session: on stage, or
+    /// in a seminar where everyone may speak).
     pub speaking_points_per_minute: f64,
     pub speaking_max: f64,
-    /// Points for poll correctness: `poll_points` × correct / gradable polls answered.
+    /// Points for quiz correctness: `poll_points` × correct answers / quizzes
+    /// opened in the session (a skipped quiz counts as not correct). Left
+    /// out of the score when the session had no quiz.
     pub poll_points: f64,
 }
 
@@ -138,7 +141,8 @@ fn capped(item: &'static str, n: u32, per: f64, max: f64, what: &str) -> Option<
 
 /// Scores one member. The planned time is the scheduled length, or, for a
 /// session without a schedule, from its start to its end (or `now`).
-pub fn score(r: &Rubric, c: &Counts, session: &SessionInfo, now: Timestamp) -> Score {
+/// `quizzes` is how many polls with correct answers the session opened.
+pub fn score(r: &Rubric, c: &Counts, session: &SessionInfo, now: Timestamp, quizzes: u32) -> Score {
     let mut lines = Vec::new();
     if r.attendance_points > 0.0 {
         let planned_ms = match (session.scheduled_start, session.scheduled_end) {
@@ -220,20 +224,13 @@ pub fn score(r: &Rubric, c: &Counts, session: &SessionInfo, now: Timestamp) -> S
             ),
         });
     }
-    if r.poll_points > 0.0 {
-        let points = if c.polls_gradable > 0 {
-            r.poll_points * c.poll_correct as f64 / c.polls_gradable as f64
-        } else {
-            0.0
-        };
+    if r.poll_points > 0.0 && quizzes > 0 {
+        let correct = c.poll_correct.min(quizzes);
         lines.push(Line {
             item: "polls",
-            points: round2(points),
+            points: round2(r.poll_points * correct as f64 / quizzes as f64),
             max: r.poll_points,
-            detail: format!(
-                "{} of {} graded polls correct",
-                c.poll_correct, c.polls_gradable
-            ),
+            detail: format!("{correct} of {quizzes} quizzes correct"),
         });
     }
     Score {
@@ -276,6 +273,7 @@ mod tests {
             &Counts::default(),
             &session(60),
             Timestamp(60 * MIN),
+            1,
         );
         assert_eq!(line(&s, "attendance").points, 0.0);
         assert_eq!(line(&s, "polls").points, 0.0);
@@ -287,6 +285,7 @@ mod tests {
             &Counts::default(),
             &session(0),
             Timestamp(0),
+            0,
         );
         assert_eq!(s.total, 0.0);
     }
@@ -300,7 +299,7 @@ mod tests {
         };
         assert_eq!(
             line(
-                &score(&r, &c, &session(60), Timestamp(60 * MIN)),
+                &score(&r, &c, &session(60), Timestamp(60 * MIN), 0),
                 "attendance"
             )
             .points,
@@ -309,7 +308,7 @@ mod tests {
         c.present_ms = 24 * MIN; // 40 %, half of the 80 % threshold
         assert_eq!(
             line(
-                &score(&r, &c, &session(60), Timestamp(60 * MIN)),
+                &score(&r, &c, &session(60), Timestamp(60 * MIN), 0),
                 "attendance"
             )
             .points,
@@ -323,7 +322,7 @@ mod tests {
         };
         assert_eq!(
             line(
-                &score(&r, &c, &session(60), Timestamp(60 * MIN)),
+                &score(&r, &c, &session(60), Timestamp(60 * MIN), 0),
                 "attendance"
             )
             .points,
@@ -340,7 +339,7 @@ mod tests {
             intervals: 1,
             ..Default::default()
         };
-        let s = score(&Rubric::default(), &c, &session(60), Timestamp(60 * MIN));
+        let s = score(&Rubric::default(), &c, &session(60), Timestamp(60 * MIN), 4);
         assert_eq!(line(&s, "attendance").points, 15.0);
     }
 
@@ -351,7 +350,7 @@ mod tests {
             replies: 2,
             ..Default::default()
         };
-        let s = score(&Rubric::default(), &c, &session(60), Timestamp(60 * MIN));
+        let s = score(&Rubric::default(), &c, &session(60), Timestamp(60 * MIN), 4);
         assert_eq!(line(&s, "questions").points, 4.0);
         assert_eq!(line(&s, "replies").points, 2.0);
         assert_eq!(line(&s, "questions").detail, "9 questions × 1, at most 4");
@@ -368,7 +367,7 @@ mod tests {
         let r = Rubric::default();
         assert_eq!(
             line(
-                &score(&r, &c, &session(60), Timestamp(60 * MIN)),
+                &score(&r, &c, &session(60), Timestamp(60 * MIN), 0),
                 "attendance"
             )
             .points,
@@ -378,7 +377,7 @@ mod tests {
         c.checks_missed = 4;
         assert_eq!(
             line(
-                &score(&r, &c, &session(60), Timestamp(60 * MIN)),
+                &score(&r, &c, &session(60), Timestamp(60 * MIN), 0),
                 "attendance"
             )
             .points,
@@ -390,7 +389,7 @@ mod tests {
         };
         assert_eq!(
             line(
-                &score(&lenient, &c, &session(60), Timestamp(60 * MIN)),
+                &score(&lenient, &c, &session(60), Timestamp(60 * MIN), 0),
                 "attendance"
             )
             .points,
@@ -406,8 +405,15 @@ mod tests {
             poll_correct: 3,
             ..Default::default()
         };
-        let s = score(&Rubric::default(), &c, &session(60), Timestamp(60 * MIN));
+        // 3 right of the 4 quizzes the session opened: a skipped one counts
+        // as not right.
+        let s = score(&Rubric::default(), &c, &session(60), Timestamp(60 * MIN), 4);
         assert_eq!(line(&s, "polls").points, 7.5);
+        assert_eq!(line(&s, "polls").detail, "3 of 4 quizzes correct");
+        // Without quizzes, polls are left out of the score and its maximum.
+        let s = score(&Rubric::default(), &c, &session(60), Timestamp(60 * MIN), 0);
+        assert!(s.breakdown.iter().all(|l| l.item != "polls"));
+        assert_eq!(s.max, 15.0 + 4.0 + 6.0);
     }
 
     #[test]

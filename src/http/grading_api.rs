@@ -151,7 +151,7 @@ async fn report(
             poll_answers: c.poll_answers,
             poll_correct: c.poll_correct,
             score: (c.role == Some(Role::Participant))
-                .then(|| rubric::score(&rubric, c, &state.session, now)),
+                .then(|| rubric::score(&rubric, c, &state.session, now, state.tally.graded_polls)),
         })
         .collect();
     match q.format.as_deref() {
@@ -179,7 +179,7 @@ fn round1(v: f64) -> f64 {
 
 fn csv_field(s: &str) -> String {
     // Formula injection: a cell starting with these runs in spreadsheets.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()

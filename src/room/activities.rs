@@ -216,6 +216,20 @@ impl Activities {
         }
     }
 
+    /// Everything still running, ended by `by` (the session is ending).
+    pub fn close_all(&self, by: &str) -> Vec<EventKind> {
+        let mut out = Vec::new();
+        if let Some(c) = &self.check {
+            out.push(self.end_check(c));
+        }
+        for p in self.polls.values() {
+            if p.poll.status == PollStatus::Open {
+                out.push(self.close_poll(p, by));
+            }
+        }
+        out
+    }
+
     /// A check started by the schedule (`by` = "schedule"), unless one runs.
     pub fn start_check(&self, by: &str, window_secs: u32, now: Timestamp) -> Option<EventKind> {
         if self.check.is_some() {

@@ -582,7 +582,7 @@ impl RoomActor {
             polls: self
                 .state
                 .activities
-                .polls_for(actor.role.allows(Permission::ActivityManage)),
+                .polls_for(actor.role.allows(Permission::RosterView)),
             my_poll_answers: self.state.activities.answers_of(&actor.identity),
             resume_token: self.resume_token(actor, now),
             seq: self.state.seq,

@@ -223,7 +223,7 @@ impl ClassState {
             return Vec::new();
         }
         // A running check and open polls end with the session, first.
-        let mut events = self.activities.due(Timestamp(i64::MAX));
+        let mut events = self.activities.close_all(by);
         events.extend(
             self.present_identities()
                 .iter()

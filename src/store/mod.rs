@@ -171,12 +171,19 @@ pub trait Store: Send + Sync + 'static {
     /// Flushes and closes; further calls fail.
     async fn close(&self);
 
-    /// Pending deliveries of a sink, by session and number, at most `limit`.
+    /// Pending deliveries of a sink that may be sent at `now`: from every
+    /// session whose oldest pending event is due, its first `per_session`
+    /// pending events, by session and number.
     async fn pending_deliveries(
         &self,
         _sink: &str,
-        _limit: u32,
+        _now: Timestamp,
+        _per_session: u32,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
+        Err(StoreError::Unsupported)
+    }
+    /// When the earliest waiting session of a sink is due again.
+    async fn next_delivery_due(&self, _sink: &str) -> Result<Option<Timestamp>, StoreError> {
         Err(StoreError::Unsupported)
     }
     /// Marks deliveries as done.

@@ -304,17 +304,53 @@ impl super::Store for SqliteStore {
     async fn pending_deliveries(
         &self,
         sink: &str,
-        limit: u32,
+        now: Timestamp,
+        per_session: u32,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
+        // Sessions whose oldest pending event is due; from each, at most
+        // `per_session` events in order. Bodies of sessions that are waiting
+        // for a retry are not read.
         let rows = sqlx::query(&format!(
-            "{DELIVERY_SELECT} WHERE d.sink = ? AND d.state = 'pending'
-             ORDER BY d.session_id, d.seq LIMIT ?"
+            "WITH heads AS (
+                 SELECT session_id, MIN(seq) AS seq FROM deliveries
+                 WHERE sink = ? AND state = 'pending' GROUP BY session_id),
+             due AS (
+                 SELECT h.session_id FROM heads h
+                 JOIN deliveries hd ON hd.sink = ? AND hd.session_id = h.session_id AND hd.seq = h.seq
+                 WHERE hd.next_at <= ?),
+             ranked AS (
+                 SELECT d.session_id, d.seq,
+                        ROW_NUMBER() OVER (PARTITION BY d.session_id ORDER BY d.seq) AS n
+                 FROM deliveries d JOIN due USING (session_id)
+                 WHERE d.sink = ? AND d.state = 'pending')
+             {DELIVERY_SELECT}
+             JOIN ranked r ON r.session_id = d.session_id AND r.seq = d.seq
+             WHERE d.sink = ? AND r.n <= ?
+             ORDER BY d.session_id, d.seq"
         ))
         .bind(sink)
-        .bind(limit as i64)
-        .fetch_all(&self.writer)
+        .bind(sink)
+        .bind(now.millis())
+        .bind(sink)
+        .bind(sink)
+        .bind(per_session as i64)
+        .fetch_all(&self.readers)
         .await?;
         rows.iter().map(delivery_row).collect()
+    }
+
+    async fn next_delivery_due(&self, sink: &str) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(hd.next_at) FROM (
+                 SELECT session_id, MIN(seq) AS seq FROM deliveries
+                 WHERE sink = ? AND state = 'pending' GROUP BY session_id) h
+             JOIN deliveries hd ON hd.sink = ? AND hd.session_id = h.session_id AND hd.seq = h.seq",
+        )
+        .bind(sink)
+        .bind(sink)
+        .fetch_one(&self.readers)
+        .await?;
+        Ok(at.map(Timestamp))
     }
 
     async fn deliveries_done(

@@ -371,3 +371,41 @@ async fn a_timed_poll_closes_itself_and_refuses_late_answers() {
         Err("invalid_state".into())
     );
 }
+
+#[tokio::test]
+async fn ending_the_session_closes_a_running_check_and_open_polls_first() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut p1 = s.join(&id, "p1", Role::Participant).await;
+    let poll_id = host
+        .request(ClientMsg::PollCreate {
+            question: "Untimed".into(),
+            options: vec!["yes".into(), "no".into()],
+            multiple: false,
+            correct: None,
+            time_limit_secs: None,
+        })
+        .await
+        .unwrap()["poll_id"]
+        .as_i64()
+        .unwrap();
+    host.request(ClientMsg::PollOpen { poll_id }).await.unwrap();
+    host.request(ClientMsg::PresenceCheckStart { window_secs: None })
+        .await
+        .unwrap();
+    host.request(ClientMsg::SessionEnd).await.unwrap();
+    let ended = p1.wait_type("presence_check_ended").await;
+    assert_eq!(ended["missed"], 1);
+    let closed = p1.wait_type("poll_closed").await;
+    assert_eq!((closed["by"].as_str(), closed["poll"]["status"].as_str()), (Some("host"), Some("closed")));
+    let types: Vec<String> = s
+        .events(&id)
+        .await
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    let pos = |t: &str| types.iter().position(|x| x == t).unwrap();
+    assert!(pos("poll_closed") < pos("session_ended"));
+    assert!(pos("presence_check_ended") < pos("participant_left"));
+}
