@@ -91,6 +91,7 @@ fn may_read_report(app: &App, headers: &HeaderMap, session: &str) -> Result<(), 
     responses((status = 200, description = "Per member, in order of first arrival", body = Vec<ReportRow>),
               (status = 401, body = super::api::ErrorBody), (status = 403, body = super::api::ErrorBody),
               (status = 404, body = super::api::ErrorBody)),
+    description = "With the admin key, or a host's or moderator's own join or resume token for this session.",
     security(("admin_key" = [])))]
 async fn report(
     State(app): State<App>,
