@@ -10,6 +10,7 @@ pub mod grading;
 pub mod http;
 pub mod media;
 pub mod protocol;
+pub mod record;
 pub mod room;
 pub mod signal;
 pub mod store;

@@ -398,7 +398,10 @@ async fn ending_the_session_closes_a_running_check_and_open_polls_first() {
     let ended = p1.wait_type("presence_check_ended").await;
     assert_eq!(ended["missed"], 1);
     let closed = p1.wait_type("poll_closed").await;
-    assert_eq!((closed["by"].as_str(), closed["poll"]["status"].as_str()), (Some("host"), Some("closed")));
+    assert_eq!(
+        (closed["by"].as_str(), closed["poll"]["status"].as_str()),
+        (Some("host"), Some("closed"))
+    );
     let types: Vec<String> = s
         .events(&id)
         .await

@@ -15,6 +15,7 @@ mod media;
 mod media_peer;
 mod permissions;
 mod qa;
+mod record_files;
 mod restart;
 mod resume;
 mod rooms;

@@ -1,0 +1,393 @@
+//! A WebM (Matroska) writer for one track: VP8 video or Opus audio, written
+//! frame by frame as it arrives, without decoding.
+//!
+//! The file is playable at every moment: the segment and its clusters have
+//! "unknown" sizes (as live WebM does), so a file cut short by a crash
+//! plays up to its last complete block. [`WebmWriter::finish`] then adds
+//! what makes seeking fast and the length known: cue points, a seek head in
+//! the space reserved for it, the duration, and the segment's size.
+
+use std::io::{self, Seek, SeekFrom, Write};
+
+// Element ids (with their length markers, as they appear in the file).
+const EBML: u32 = 0x1A45_DFA3;
+const EBML_VERSION: u32 = 0x4286;
+const EBML_READ_VERSION: u32 = 0x42F7;
+const EBML_MAX_ID_LENGTH: u32 = 0x42F2;
+const EBML_MAX_SIZE_LENGTH: u32 = 0x42F3;
+const DOC_TYPE: u32 = 0x4282;
+const DOC_TYPE_VERSION: u32 = 0x4287;
+const DOC_TYPE_READ_VERSION: u32 = 0x4285;
+const SEGMENT: u32 = 0x1853_8067;
+const SEEK_HEAD: u32 = 0x114D_9B74;
+const SEEK: u32 = 0x4DBB;
+const SEEK_ID: u32 = 0x53AB;
+const SEEK_POSITION: u32 = 0x53AC;
+const VOID: u32 = 0xEC;
+const INFO: u32 = 0x1549_A966;
+const TIMESTAMP_SCALE: u32 = 0x2A_D7B1;
+const DURATION: u32 = 0x4489;
+const MUXING_APP: u32 = 0x4D80;
+const WRITING_APP: u32 = 0x5741;
+const TRACKS: u32 = 0x1654_AE6B;
+const TRACK_ENTRY: u32 = 0xAE;
+const TRACK_NUMBER: u32 = 0xD7;
+const TRACK_UID: u32 = 0x73C5;
+const TRACK_TYPE: u32 = 0x83;
+const CODEC_ID: u32 = 0x86;
+const CODEC_PRIVATE: u32 = 0x63A2;
+const CODEC_DELAY: u32 = 0x56AA;
+const SEEK_PRE_ROLL: u32 = 0x56BB;
+const VIDEO: u32 = 0xE0;
+const PIXEL_WIDTH: u32 = 0xB0;
+const PIXEL_HEIGHT: u32 = 0xBA;
+const AUDIO: u32 = 0xE1;
+const SAMPLING_FREQUENCY: u32 = 0xB5;
+const CHANNELS: u32 = 0x9F;
+const CLUSTER: u32 = 0x1F43_B675;
+const TIMESTAMP: u32 = 0xE7;
+const SIMPLE_BLOCK: u32 = 0xA3;
+const CUES: u32 = 0x1C53_BB6B;
+const CUE_POINT: u32 = 0xBB;
+const CUE_TIME: u32 = 0xB3;
+const CUE_TRACK_POSITIONS: u32 = 0xB7;
+const CUE_TRACK: u32 = 0xF7;
+const CUE_CLUSTER_POSITION: u32 = 0xF1;
+
+/// "Size unknown": 8 bytes, all value bits set.
+const UNKNOWN_SIZE: [u8; 8] = [0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+/// Bytes kept free at the start of the segment for the seek head.
+const SEEK_HEAD_SPACE: u64 = 96;
+/// A new cluster after this long (a block's time is 16-bit relative)…
+const CLUSTER_MAX_MS: i64 = 10_000;
+/// …or at a video keyframe once the cluster is this long.
+const CLUSTER_KEYFRAME_MS: i64 = 2_000;
+
+/// What the track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Vp8 { width: u16, height: u16 },
+    Opus { channels: u8 },
+}
+
+fn id_bytes(id: u32) -> Vec<u8> {
+    let b = id.to_be_bytes();
+    let skip = b.iter().take_while(|x| **x == 0).count();
+    b[skip..].to_vec()
+}
+
+/// An EBML variable-length size, in as few bytes as it takes.
+pub fn size_bytes(n: u64) -> Vec<u8> {
+    for len in 1..=8u32 {
+        // All-ones is reserved for "unknown".
+        if n < (1u64 << (7 * len)) - 1 {
+            let marker = 1u64 << (7 * len);
+            let v = n | marker;
+            return v.to_be_bytes()[(8 - len as usize)..].to_vec();
+        }
+    }
+    panic!("EBML size too large: {n}");
+}
+
+fn element(id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = id_bytes(id);
+    out.extend(size_bytes(payload.len() as u64));
+    out.extend_from_slice(payload);
+    out
+}
+
+fn uint(id: u32, v: u64) -> Vec<u8> {
+    let b = v.to_be_bytes();
+    let skip = b.iter().take_while(|x| **x == 0).count().min(7);
+    element(id, &b[skip..])
+}
+
+fn float(id: u32, v: f64) -> Vec<u8> {
+    element(id, &v.to_be_bytes())
+}
+
+fn string(id: u32, s: &str) -> Vec<u8> {
+    element(id, s.as_bytes())
+}
+
+fn master(id: u32, children: &[Vec<u8>]) -> Vec<u8> {
+    element(id, &children.concat())
+}
+
+/// The Opus identification header (RFC 7845) used as CodecPrivate.
+fn opus_head(channels: u8) -> Vec<u8> {
+    let mut h = b"OpusHead".to_vec();
+    h.push(1); // version
+    h.push(channels);
+    h.extend(312u16.to_le_bytes()); // pre-skip (samples at 48 kHz)
+    h.extend(48_000u32.to_le_bytes()); // original input sample rate
+    h.extend(0i16.to_le_bytes()); // output gain
+    h.push(0); // channel mapping family
+    h
+}
+
+/// Writes one track into a WebM file.
+pub struct WebmWriter<W: Write + Seek> {
+    out: W,
+    codec: Codec,
+    /// File offset of the segment's data (positions in seek heads and cues
+    /// are relative to it).
+    segment_start: u64,
+    /// Where the 8-byte size of the segment is.
+    segment_size_at: u64,
+    /// Where the duration's 8-byte float is.
+    duration_at: u64,
+    info_at: u64,
+    tracks_at: u64,
+    /// The open cluster: its time and its offset in the segment.
+    cluster: Option<(i64, u64)>,
+    /// (time, cluster offset) of each cluster that starts with a keyframe.
+    cues: Vec<(i64, u64)>,
+    last_ms: i64,
+    blocks: u64,
+}
+
+impl<W: Write + Seek> WebmWriter<W> {
+    /// Starts a file: header, reserved seek head, info and the track.
+    pub fn new(mut out: W, codec: Codec) -> io::Result<WebmWriter<W>> {
+        out.write_all(&master(
+            EBML,
+            &[
+                uint(EBML_VERSION, 1),
+                uint(EBML_READ_VERSION, 1),
+                uint(EBML_MAX_ID_LENGTH, 4),
+                uint(EBML_MAX_SIZE_LENGTH, 8),
+                string(DOC_TYPE, "webm"),
+                uint(DOC_TYPE_VERSION, 4),
+                uint(DOC_TYPE_READ_VERSION, 2),
+            ],
+        ))?;
+        out.write_all(&id_bytes(SEGMENT))?;
+        let segment_size_at = out.stream_position()?;
+        out.write_all(&UNKNOWN_SIZE)?;
+        let segment_start = out.stream_position()?;
+        // Room for the seek head, filled with a Void element until finish.
+        out.write_all(&void(SEEK_HEAD_SPACE))?;
+        let info_at = out.stream_position()? - segment_start;
+        let mut info = Vec::new();
+        info.extend(uint(TIMESTAMP_SCALE, 1_000_000)); // milliseconds
+        info.extend(string(MUXING_APP, "lectern"));
+        info.extend(string(WRITING_APP, "lectern"));
+        let duration_offset_in_info = info.len() + 3; // id (2) + size (1)
+        info.extend(float(DURATION, 0.0));
+        let info_el = element(INFO, &info);
+        let header_len = info_el.len() - info.len();
+        out.write_all(&info_el)?;
+        let duration_at = segment_start + info_at + (header_len + duration_offset_in_info) as u64;
+        let tracks_at = out.stream_position()? - segment_start;
+        out.write_all(&master(TRACKS, &[track_entry(codec)]))?;
+        Ok(WebmWriter {
+            out,
+            codec,
+            segment_start,
+            segment_size_at,
+            duration_at,
+            info_at,
+            tracks_at,
+            cluster: None,
+            cues: Vec::new(),
+            last_ms: 0,
+            blocks: 0,
+        })
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// Frames written so far.
+    pub fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    /// Adds one frame at `ms` (milliseconds from the recording's start,
+    /// never going back). Frames after a gap simply carry later times.
+    pub fn write_frame(&mut self, ms: i64, keyframe: bool, data: &[u8]) -> io::Result<()> {
+        let ms = ms.max(self.last_ms);
+        let video = matches!(self.codec, Codec::Vp8 { .. });
+        let start_new = match self.cluster {
+            None => true,
+            Some((t, _)) => {
+                ms - t >= CLUSTER_MAX_MS
+                    || (video && keyframe && ms - t >= CLUSTER_KEYFRAME_MS)
+                    || (!video && ms - t >= CLUSTER_KEYFRAME_MS * 2)
+            }
+        };
+        if start_new {
+            let at = self.out.stream_position()? - self.segment_start;
+            self.out.write_all(&id_bytes(CLUSTER))?;
+            self.out.write_all(&UNKNOWN_SIZE)?;
+            self.out.write_all(&uint(TIMESTAMP, ms as u64))?;
+            self.cluster = Some((ms, at));
+            if keyframe || !video {
+                self.cues.push((ms, at));
+            }
+        }
+        let (cluster_ms, _) = self.cluster.expect("a cluster is open");
+        let rel = (ms - cluster_ms) as i16;
+        let mut block = Vec::with_capacity(data.len() + 4);
+        block.push(0x81); // track number 1 as a 1-byte vint
+        block.extend(rel.to_be_bytes());
+        block.push(if keyframe { 0x80 } else { 0x00 });
+        block.extend_from_slice(data);
+        self.out.write_all(&element(SIMPLE_BLOCK, &block))?;
+        self.last_ms = ms;
+        self.blocks += 1;
+        Ok(())
+    }
+
+    /// Flushes what is buffered to the file (the file stays playable).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Ends the file: cues, seek head, duration (`end_ms`, or the last
+    /// frame's time) and the segment size. Returns the inner writer.
+    pub fn finish(mut self, end_ms: Option<i64>) -> io::Result<W> {
+        let cues_at = self.out.stream_position()? - self.segment_start;
+        let points: Vec<Vec<u8>> = self
+            .cues
+            .iter()
+            .map(|(t, pos)| {
+                master(
+                    CUE_POINT,
+                    &[
+                        uint(CUE_TIME, *t as u64),
+                        master(
+                            CUE_TRACK_POSITIONS,
+                            &[uint(CUE_TRACK, 1), uint(CUE_CLUSTER_POSITION, *pos)],
+                        ),
+                    ],
+                )
+            })
+            .collect();
+        if !points.is_empty() {
+            self.out.write_all(&master(CUES, &points))?;
+        }
+        let end = self.out.stream_position()?;
+        let seek = |id: u32, pos: u64| {
+            master(
+                SEEK,
+                &[element(SEEK_ID, &id_bytes(id)), uint(SEEK_POSITION, pos)],
+            )
+        };
+        let mut entries = vec![seek(INFO, self.info_at), seek(TRACKS, self.tracks_at)];
+        if !points.is_empty() {
+            entries.push(seek(CUES, cues_at));
+        }
+        let head = master(SEEK_HEAD, &entries);
+        let rest = SEEK_HEAD_SPACE
+            .checked_sub(head.len() as u64)
+            .filter(|r| *r >= 2)
+            .ok_or_else(|| io::Error::other("seek head does not fit its space"))?;
+        self.out.seek(SeekFrom::Start(self.segment_start))?;
+        self.out.write_all(&head)?;
+        self.out.write_all(&void(rest))?;
+        let duration = end_ms.unwrap_or(self.last_ms).max(self.last_ms) as f64;
+        self.out.seek(SeekFrom::Start(self.duration_at))?;
+        self.out.write_all(&duration.to_be_bytes())?;
+        // A known segment size: 8-byte vint.
+        let size = end - self.segment_start;
+        self.out.seek(SeekFrom::Start(self.segment_size_at))?;
+        self.out.write_all(&(size | (1u64 << 56)).to_be_bytes())?;
+        self.out.seek(SeekFrom::Start(end))?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// A Void element of exactly `len` bytes (at least 2).
+fn void(len: u64) -> Vec<u8> {
+    // 1 byte id + 8-byte size + payload, or 1 + 1 for short ones.
+    if len < 9 + 1 {
+        let payload = len - 2;
+        let mut v = vec![VOID as u8, 0x80 | payload as u8];
+        v.resize(len as usize, 0);
+        return v;
+    }
+    let payload = len - 9;
+    let mut v = vec![VOID as u8];
+    v.extend((payload | (1u64 << 56)).to_be_bytes());
+    v.resize(len as usize, 0);
+    v
+}
+
+fn track_entry(codec: Codec) -> Vec<u8> {
+    let mut c = vec![uint(TRACK_NUMBER, 1), uint(TRACK_UID, 1)];
+    match codec {
+        Codec::Vp8 { width, height } => {
+            c.push(uint(TRACK_TYPE, 1));
+            c.push(string(CODEC_ID, "V_VP8"));
+            c.push(master(
+                VIDEO,
+                &[
+                    uint(PIXEL_WIDTH, width as u64),
+                    uint(PIXEL_HEIGHT, height as u64),
+                ],
+            ));
+        }
+        Codec::Opus { channels } => {
+            c.push(uint(TRACK_TYPE, 2));
+            c.push(string(CODEC_ID, "A_OPUS"));
+            c.push(element(CODEC_PRIVATE, &opus_head(channels)));
+            // Pre-skip as a delay, and the seek pre-roll, in nanoseconds.
+            c.push(uint(CODEC_DELAY, 312 * 1_000_000_000 / 48_000));
+            c.push(uint(SEEK_PRE_ROLL, 80_000_000));
+            c.push(master(
+                AUDIO,
+                &[
+                    float(SAMPLING_FREQUENCY, 48_000.0),
+                    uint(CHANNELS, channels as u64),
+                ],
+            ));
+        }
+    }
+    master(TRACK_ENTRY, &c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn sizes_are_minimal_vints() {
+        assert_eq!(size_bytes(0), [0x80]);
+        assert_eq!(size_bytes(126), [0xFE]);
+        // 127 would be all ones in one byte ("unknown"): two bytes.
+        assert_eq!(size_bytes(127), [0x40, 0x7F]);
+        assert_eq!(size_bytes(16_382), [0x7F, 0xFE]);
+        assert_eq!(size_bytes(16_383), [0x20, 0x3F, 0xFF]);
+    }
+
+    #[test]
+    fn voids_have_the_asked_length() {
+        for n in [2, 5, 9, 10, 11, 96] {
+            assert_eq!(void(n).len() as u64, n);
+        }
+    }
+
+    #[test]
+    fn a_finished_file_has_its_duration_cues_and_seek_head() {
+        let mut w = WebmWriter::new(Cursor::new(Vec::new()), Codec::Opus { channels: 2 }).unwrap();
+        for i in 0..300 {
+            w.write_frame(i * 20, true, &[0xFC, 0xFF, 0xFE]).unwrap();
+        }
+        assert_eq!(w.blocks(), 300);
+        let bytes = w.finish(None).unwrap().into_inner();
+        assert_eq!(&bytes[..4], &[0x1A, 0x45, 0xDF, 0xA3]);
+        let find = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle);
+        // The duration was patched to the last frame's time (5980 ms).
+        let d = find(&[0x44, 0x89, 0x88]).unwrap() + 3;
+        let dur = f64::from_be_bytes(bytes[d..d + 8].try_into().unwrap());
+        assert_eq!(dur, 5980.0);
+        assert!(find(&[0x11, 0x4D, 0x9B, 0x74]).is_some(), "seek head");
+        assert!(find(&[0x1C, 0x53, 0xBB, 0x6B]).is_some(), "cues");
+        assert!(find(b"OpusHead").is_some());
+    }
+}
