@@ -143,7 +143,11 @@ pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server,
     let public_url = config.public_url(addr);
     let metrics = Arc::new(Metrics::default());
     let keys = TokenKey::new(token_secret.as_bytes());
-    let sfu = media::Sfu::new(config.media.clone(), metrics.clone());
+    let sfu = media::Sfu::with_recordings(
+        config.media.clone(),
+        metrics.clone(),
+        config.data_dir.join("recordings"),
+    );
     grading::rubric::set_default(config.grading.rubric.clone());
     let sinks = grading_sinks(&config, &public_url).map_err(StartError::Config)?;
     let wakes: Vec<Arc<tokio::sync::Notify>> = sinks

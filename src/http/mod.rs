@@ -4,6 +4,7 @@
 pub mod api;
 pub mod grading_api;
 pub mod metrics;
+pub mod recordings_api;
 pub mod web;
 
 use crate::protocol::ErrorCode;
@@ -81,7 +82,12 @@ impl IntoResponse for ApiError {
 
 pub fn router(app: App) -> Router {
     Router::new()
-        .nest("/api/v1", api::routes().merge(grading_api::routes()))
+        .nest(
+            "/api/v1",
+            api::routes()
+                .merge(grading_api::routes())
+                .merge(recordings_api::routes()),
+        )
         .merge(web::routes())
         .route("/ws", get(crate::signal::ws_handler))
         .route("/healthz", get(healthz))

@@ -79,14 +79,25 @@ pub struct Sfu {
     pub config: MediaConfig,
     ports: PortPicker,
     metrics: Arc<Metrics>,
+    /// Where recordings go: `{dir}/{session}/{recording}/`.
+    pub recordings_dir: std::path::PathBuf,
 }
 
 impl Sfu {
     pub fn new(config: MediaConfig, metrics: Arc<Metrics>) -> Arc<Sfu> {
+        Sfu::with_recordings(config, metrics, std::path::PathBuf::from("recordings"))
+    }
+
+    pub fn with_recordings(
+        config: MediaConfig,
+        metrics: Arc<Metrics>,
+        recordings_dir: std::path::PathBuf,
+    ) -> Arc<Sfu> {
         Arc::new(Sfu {
             ports: PortPicker::new(config.udp_port_min, config.udp_port_max),
             config,
             metrics,
+            recordings_dir,
         })
     }
 }
@@ -227,6 +238,9 @@ pub struct MediaRoom {
     notify: Box<dyn Fn(MediaNote) + Send + Sync>,
     /// Control plane only (negotiation, subscriptions); packets never take it.
     inner: tokio::sync::Mutex<Inner>,
+    /// Where packets also go while the session records (a read lock per
+    /// packet, taken for writing only when recording starts or stops).
+    recording: std::sync::RwLock<Option<crate::record::session::Tap>>,
 }
 
 async fn wait_gathered(rx: &mut watch::Receiver<bool>) {
@@ -239,7 +253,56 @@ impl MediaRoom {
             sfu,
             notify,
             inner: tokio::sync::Mutex::new(Inner::default()),
+            recording: std::sync::RwLock::new(None),
         })
+    }
+
+    /// Sends every published packet to `tap` (or stops, with `None`). When
+    /// recording (re)starts, video publishers are asked for a keyframe so
+    /// the files start with a picture.
+    pub async fn set_recording(&self, tap: Option<crate::record::session::Tap>) {
+        let starting = tap.is_some();
+        *self.recording.write().unwrap_or_else(|e| e.into_inner()) = tap;
+        if starting {
+            let pubs: Vec<Arc<Publication>> = self
+                .inner
+                .lock()
+                .await
+                .publications
+                .values()
+                .cloned()
+                .collect();
+            for p in pubs {
+                if p.info.kind == TrackKind::Video {
+                    p.request_keyframe().await;
+                }
+            }
+        }
+    }
+
+    fn record(&self, publication: &Publication, pkt: &rtc::rtp::packet::Packet) {
+        let guard = self.recording.read().unwrap_or_else(|e| e.into_inner());
+        let Some(tap) = guard.as_ref() else { return };
+        let kind = match publication.codec.mime_type.to_ascii_lowercase().as_str() {
+            "video/vp8" => crate::record::Kind::Vp8,
+            "audio/opus" => crate::record::Kind::Opus,
+            _ => return,
+        };
+        tap.send(crate::record::session::RecPacket {
+            track_id: publication.info.id.clone(),
+            owner: publication.info.owner.clone(),
+            source: match publication.info.source {
+                TrackSource::Microphone => "microphone",
+                TrackSource::Camera => "camera",
+                TrackSource::Screen => "screen",
+            },
+            kind,
+            ssrc: pkt.header.ssrc,
+            seq: pkt.header.sequence_number,
+            timestamp: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            payload: pkt.payload.clone(),
+        });
     }
 
     /// Starts the task that carries out [`MediaJob`]s in order; it ends when
@@ -873,6 +936,9 @@ async fn run_publication(room: Weak<MediaRoom>, owner: String, track: Arc<dyn Tr
                             });
                         }
                     }
+                }
+                if let Some(r) = room.upgrade() {
+                    r.record(&publication, &pkt);
                 }
                 publication.forward(pkt)
             }

@@ -128,6 +128,11 @@ pub enum ClientMsg {
     PollClose {
         poll_id: i64,
     },
+    /// Start recording (hosts).
+    RecordStart,
+    RecordPause,
+    RecordResume,
+    RecordStop,
     Kick {
         identity: String,
     },
@@ -214,6 +219,10 @@ impl ClientMsg {
         "poll_open",
         "poll_answer",
         "poll_close",
+        "record_start",
+        "record_pause",
+        "record_resume",
+        "record_stop",
     ];
 }
 
@@ -367,6 +376,24 @@ pub enum EventKind {
         poll: Poll,
         by: String,
     },
+    RecordingStarted {
+        recording_id: String,
+        by: String,
+    },
+    RecordingPaused {
+        recording_id: String,
+        by: String,
+    },
+    RecordingResumed {
+        recording_id: String,
+        by: String,
+    },
+    /// `reason`: `stopped`, `session_ended` or `server_restart`.
+    RecordingStopped {
+        recording_id: String,
+        by: String,
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -406,6 +433,10 @@ impl EventKind {
             EventKind::PollOpened { .. } => "poll_opened",
             EventKind::PollAnswered { .. } => "poll_answered",
             EventKind::PollClosed { .. } => "poll_closed",
+            EventKind::RecordingStarted { .. } => "recording_started",
+            EventKind::RecordingPaused { .. } => "recording_paused",
+            EventKind::RecordingResumed { .. } => "recording_resumed",
+            EventKind::RecordingStopped { .. } => "recording_stopped",
         }
     }
 

@@ -46,10 +46,13 @@ pub enum Permission {
     /// Confirm presence checks and answer polls (participants: they are graded).
     #[serde(rename = "activity.respond")]
     ActivityRespond,
+    /// Start, pause, resume and stop recording.
+    #[serde(rename = "recording.manage")]
+    RecordingManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Permission::ChatPost,
         Permission::ChatModerate,
         Permission::HandRaise,
@@ -64,6 +67,7 @@ impl Permission {
         Permission::RosterView,
         Permission::ActivityManage,
         Permission::ActivityRespond,
+        Permission::RecordingManage,
     ];
 }
 
@@ -97,7 +101,7 @@ impl Role {
             ChatModerate | HandModerate | QuestionModerate | StageManage | ParticipantKick
             | ActivityManage => matches!(self, Host | Moderator),
             ActivityRespond => self == Participant,
-            SessionEnd => self == Host,
+            SessionEnd | RecordingManage => self == Host,
             RosterView => self != Participant,
         }
     }

@@ -68,6 +68,9 @@ pub struct SessionSettings {
     /// Default: on for `qa`, off for `seminar`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience_mode: Option<bool>,
+    /// Record from the moment the session goes live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<bool>,
     /// Presence checks at random times (docs/grading.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub presence_checks: Option<PresenceCheckSettings>,
@@ -322,6 +325,8 @@ pub struct Welcome {
     pub polls: Vec<Poll>,
     /// Your answers.
     pub my_poll_answers: Vec<PollChoice>,
+    /// The recording in progress (running or paused), if any.
+    pub recording: Option<RecordingState>,
     /// Present this (with `last_seq`) when reconnecting to resume.
     pub resume_token: String,
     /// The sequence number of the last event included in this snapshot.
@@ -389,4 +394,11 @@ pub struct Poll {
 pub struct PollChoice {
     pub poll_id: i64,
     pub choices: Vec<u32>,
+}
+
+/// A recording in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RecordingState {
+    pub id: String,
+    pub paused: bool,
 }

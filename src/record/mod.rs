@@ -2,10 +2,12 @@
 //! arrives, without decoding, into a WebM file a browser plays directly.
 //!
 //! Built so far: the WebM writer ([`webm`]), VP8 frame reassembly from RTP
-//! ([`vp8`]) and [`TrackRecorder`], which turns one track's RTP packets into
-//! a file with times on the recording's clock. Not yet wired to the SFU, the
-//! room's record/pause controls, the replay API or the replay page.
+//! ([`vp8`]), [`TrackRecorder`], which turns one track's RTP packets into a
+//! file with times on the recording's clock, and [`session::Recording`],
+//! which records every track of a session with pause and resume. Not yet:
+//! the replay API and page, finalizing files after a crash, retention.
 
+pub mod session;
 pub mod vp8;
 pub mod webm;
 
@@ -83,12 +85,19 @@ impl TrackRecorder {
             let path = self.file.take().expect("the file is created once");
             let f = BufWriter::new(File::create(path)?);
             self.writer = Some(WebmWriter::new(f, codec)?);
-            self.origin = Some((ext, now_ms));
         }
-        let (ext0, ms0) = self.origin.expect("set with the writer");
+        let (ext0, ms0) = *self.origin.get_or_insert((ext, now_ms));
         let ms = ms0 + (ext - ext0) * 1000 / self.clock_rate();
         let w = self.writer.as_mut().expect("created above");
         w.write_frame(ms, keyframe, &data)
+    }
+
+    /// Anchors the next frame to the recording's clock again (after a
+    /// pause, or when the track's RTP stream starts anew).
+    pub fn rebase(&mut self) {
+        self.origin = None;
+        self.unwrap = vp8::Unwrapper::default();
+        self.depacketizer = vp8::Depacketizer::after_gap();
     }
 
     /// Frames written.

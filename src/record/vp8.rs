@@ -49,6 +49,14 @@ fn strip_descriptor(p: &[u8]) -> Option<(&[u8], bool)> {
 }
 
 impl Depacketizer {
+    /// A depacketizer that waits for a keyframe before it gives out frames.
+    pub fn after_gap() -> Depacketizer {
+        Depacketizer {
+            need_keyframe: true,
+            ..Depacketizer::default()
+        }
+    }
+
     /// Feeds one packet; returns a frame when this packet completes one.
     pub fn push(
         &mut self,

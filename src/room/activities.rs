@@ -24,6 +24,10 @@ pub struct Activities {
     pub last_poll_id: i64,
     /// Participants whose page is hidden now.
     pub hidden: HashSet<String>,
+    /// The recording in progress: its id, and whether it is paused.
+    pub recording: Option<(String, bool)>,
+    /// Recordings made so far (a scheduled recording starts only once).
+    pub recordings: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +150,23 @@ impl Activities {
                     p.answers.insert(identity.clone(), choices.clone());
                 }
             }
+            EventKind::RecordingStarted { recording_id, .. } => {
+                self.recording = Some((recording_id.clone(), false));
+                self.recordings += 1;
+            }
+            EventKind::RecordingPaused { .. } => {
+                if let Some(r) = self.recording.as_mut() {
+                    r.1 = true;
+                }
+            }
+            EventKind::RecordingResumed { .. } => {
+                if let Some(r) = self.recording.as_mut() {
+                    r.1 = false;
+                }
+            }
+            EventKind::RecordingStopped { .. } => {
+                self.recording = None;
+            }
             EventKind::PollClosed { poll, .. } => {
                 if let Some(p) = self.polls.get_mut(&poll.id) {
                     p.poll.status = PollStatus::Closed;
@@ -216,9 +237,39 @@ impl Activities {
         }
     }
 
+    /// A new recording, unless one is in progress.
+    pub fn start_recording(&self, by: &str) -> Option<EventKind> {
+        if self.recording.is_some() {
+            return None;
+        }
+        let id = format!(
+            "R{}{}",
+            self.recordings + 1,
+            &crate::http::api::new_id()[..6]
+        );
+        Some(EventKind::RecordingStarted {
+            recording_id: id,
+            by: by.to_string(),
+        })
+    }
+
+    /// Stops the recording in progress, if any.
+    pub fn stop_recording(&self, by: &str, reason: &str) -> Option<EventKind> {
+        self.recording
+            .as_ref()
+            .map(|(id, _)| EventKind::RecordingStopped {
+                recording_id: id.clone(),
+                by: by.to_string(),
+                reason: reason.to_string(),
+            })
+    }
+
     /// Everything still running, ended by `by` (the session is ending).
     pub fn close_all(&self, by: &str) -> Vec<EventKind> {
-        let mut out = Vec::new();
+        let mut out: Vec<EventKind> = self
+            .stop_recording(by, "session_ended")
+            .into_iter()
+            .collect();
         if let Some(c) = &self.check {
             out.push(self.end_check(c));
         }
@@ -484,6 +535,56 @@ pub fn handle(
                     "this poll was never opened",
                 )),
             }
+        })(),
+        ClientMsg::RecordStart => (|| {
+            require(actor.role, Permission::RecordingManage)?;
+            let e = a.start_recording(&by).ok_or_else(|| {
+                reject(ErrorCode::InvalidState, "the session is recording already")
+            })?;
+            let id = match &e {
+                EventKind::RecordingStarted { recording_id, .. } => recording_id.clone(),
+                _ => unreachable!("start_recording makes a RecordingStarted"),
+            };
+            Ok(Outcome {
+                events: vec![e],
+                result: Some(json!({ "recording_id": id })),
+            })
+        })(),
+        ClientMsg::RecordPause | ClientMsg::RecordResume => (|| {
+            require(actor.role, Permission::RecordingManage)?;
+            let pause = matches!(msg, ClientMsg::RecordPause);
+            let (id, paused) = a
+                .recording
+                .clone()
+                .ok_or_else(|| reject(ErrorCode::InvalidState, "the session is not recording"))?;
+            if paused == pause {
+                return Ok(Outcome::default());
+            }
+            let e = if pause {
+                EventKind::RecordingPaused {
+                    recording_id: id,
+                    by: by.clone(),
+                }
+            } else {
+                EventKind::RecordingResumed {
+                    recording_id: id,
+                    by: by.clone(),
+                }
+            };
+            Ok(Outcome {
+                events: vec![e],
+                result: None,
+            })
+        })(),
+        ClientMsg::RecordStop => (|| {
+            require(actor.role, Permission::RecordingManage)?;
+            let e = a
+                .stop_recording(&by, "stopped")
+                .ok_or_else(|| reject(ErrorCode::InvalidState, "the session is not recording"))?;
+            Ok(Outcome {
+                events: vec![e],
+                result: None,
+            })
         })(),
         _ => return None,
     };

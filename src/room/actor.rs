@@ -161,6 +161,8 @@ struct Batch {
     barriers: Vec<oneshot::Sender<()>>,
     /// Media consequences, carried out only once the batch is stored.
     media: Vec<MediaJob>,
+    /// Recording starts, pauses, resumes and stops, likewise.
+    recording: Vec<EventKind>,
 }
 
 /// A token bucket: `burst` at once, then `per_sec`.
@@ -201,6 +203,11 @@ pub(super) struct RoomActor {
     last_seen_flush: Instant,
     /// When the session's schedule starts the next presence check.
     next_check: Option<Timestamp>,
+    /// The recording in progress, and the tap the SFU feeds it through.
+    recording: Option<(
+        crate::record::session::Recording,
+        crate::record::session::Tap,
+    )>,
     idle_since: Option<Instant>,
     /// Storage failed and state could not be reloaded; the room must stop.
     broken: bool,
@@ -331,6 +338,7 @@ impl RoomActor {
             vote_counts: HashMap::new(),
             last_seen_flush: Instant::now(),
             next_check: None,
+            recording: None,
             idle_since: None,
             broken: false,
         }
@@ -390,6 +398,12 @@ impl RoomActor {
                     }
                 }
             }
+        }
+        // The room stops (shutdown, or idle): finish the files, so they
+        // have their cues and duration; the next load records the stop.
+        self.media.set_recording(None).await;
+        if let Some((rec, _)) = self.recording.take() {
+            rec.stop().await;
         }
         self.media.close_all().await;
         self.shared
@@ -584,6 +598,15 @@ impl RoomActor {
                 .activities
                 .polls_for(actor.role.allows(Permission::RosterView)),
             my_poll_answers: self.state.activities.answers_of(&actor.identity),
+            recording: self
+                .state
+                .activities
+                .recording
+                .as_ref()
+                .map(|(id, paused)| crate::protocol::RecordingState {
+                    id: id.clone(),
+                    paused: *paused,
+                }),
             resume_token: self.resume_token(actor, now),
             seq: self.state.seq,
             server_time: now,
@@ -902,6 +925,15 @@ impl RoomActor {
         let seq = self.state.seq + 1;
         let event = Event { seq, at: now, kind };
         let frame = encode(&event);
+        if matches!(
+            event.kind,
+            EventKind::RecordingStarted { .. }
+                | EventKind::RecordingPaused { .. }
+                | EventKind::RecordingResumed { .. }
+                | EventKind::RecordingStopped { .. }
+        ) {
+            b.recording.push(event.kind.clone());
+        }
         let participation = self.state.apply(seq, now, &event.kind);
         for p in participation {
             b.writes.push(Write::Outbox {
@@ -1052,6 +1084,9 @@ impl RoomActor {
                 self.deliver(b.out);
                 for job in b.media {
                     self.media_job(job);
+                }
+                for e in b.recording {
+                    self.control_recording(e).await;
                 }
                 for (_, reply) in b.joins {
                     let _ = reply.send(Ok(()));
@@ -1211,6 +1246,56 @@ impl RoomActor {
         }
     }
 
+    /// Carries out a stored recording event: start or stop the recording
+    /// task, and connect or disconnect the SFU's tap.
+    async fn control_recording(&mut self, e: EventKind) {
+        use crate::record::session::Recording;
+        match e {
+            EventKind::RecordingStarted { recording_id, .. } => {
+                let dir = self
+                    .shared
+                    .sfu
+                    .recordings_dir
+                    .join(&self.id)
+                    .join(&recording_id);
+                match Recording::start(recording_id.clone(), dir) {
+                    Ok((rec, tap)) => {
+                        self.media.set_recording(Some(tap.clone())).await;
+                        self.recording = Some((rec, tap));
+                    }
+                    Err(err) => tracing::error!(
+                        session = %self.id, recording = %recording_id,
+                        "cannot record: {err}"
+                    ),
+                }
+            }
+            EventKind::RecordingPaused { .. } => {
+                self.media.set_recording(None).await;
+                if let Some((rec, _)) = &self.recording {
+                    rec.pause();
+                }
+            }
+            EventKind::RecordingResumed { .. } => {
+                if let Some((rec, tap)) = &self.recording {
+                    rec.resume();
+                    self.media.set_recording(Some(tap.clone())).await;
+                }
+            }
+            EventKind::RecordingStopped { .. } => {
+                self.media.set_recording(None).await;
+                if let Some((rec, _)) = self.recording.take() {
+                    let id = self.id.clone();
+                    tokio::spawn(async move {
+                        if let Some(m) = rec.stop().await {
+                            tracing::info!(session = %id, recording = %m.id, tracks = m.tracks.len(), "recording finished");
+                        }
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A presence check from the session's schedule, when one is due:
     /// random gaps from the per-hour rates, never in the first or last five
     /// minutes (of the scheduled time, or from the start without one).
@@ -1264,6 +1349,18 @@ impl RoomActor {
             }
             if let Some(e) = self.scheduled_check(now) {
                 self.emit(e, now, &mut b);
+            }
+            let a = &self.state.activities;
+            if a.recording.is_some() && self.recording.is_none() {
+                // The server stopped while recording: what was written
+                // stays playable; this recording is over.
+                if let Some(e) = a.stop_recording("server", "server_restart") {
+                    self.emit(e, now, &mut b);
+                }
+            } else if self.state.session.settings.record == Some(true) && a.recordings == 0 {
+                if let Some(e) = a.start_recording("schedule") {
+                    self.emit(e, now, &mut b);
+                }
             }
         }
         if !self.vote_counts.is_empty() {

@@ -261,7 +261,11 @@ impl ClassState {
             | ClientMsg::PollCreate { .. }
             | ClientMsg::PollOpen { .. }
             | ClientMsg::PollAnswer { .. }
-            | ClientMsg::PollClose { .. } => Ok(Outcome::none()),
+            | ClientMsg::PollClose { .. }
+            | ClientMsg::RecordStart
+            | ClientMsg::RecordPause
+            | ClientMsg::RecordResume
+            | ClientMsg::RecordStop => Ok(Outcome::none()),
             // Media requests go to the media layer after the actor's
             // `may_publish` check; they change no room state directly.
             ClientMsg::MediaPublish { .. }

@@ -258,7 +258,11 @@ impl ClassState {
             | EventKind::PollCreated { .. }
             | EventKind::PollOpened { .. }
             | EventKind::PollAnswered { .. }
-            | EventKind::PollClosed { .. } => {}
+            | EventKind::PollClosed { .. }
+            | EventKind::RecordingStarted { .. }
+            | EventKind::RecordingPaused { .. }
+            | EventKind::RecordingResumed { .. }
+            | EventKind::RecordingStopped { .. } => {}
         }
     }
 

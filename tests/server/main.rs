@@ -16,6 +16,7 @@ mod media_peer;
 mod permissions;
 mod qa;
 mod record_files;
+mod recording;
 mod restart;
 mod resume;
 mod rooms;

@@ -1,0 +1,209 @@
+//! Recordings of a session (admin key): the list, and each track's WebM
+//! file served with HTTP range requests, so players can seek.
+
+use super::api::Admin;
+use super::ApiError;
+use crate::App;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/sessions/{id}/recordings", get(list))
+        .route("/sessions/{id}/recordings/{rid}/{file}", get(file))
+}
+
+/// Ids and file names come from URLs: letters, digits, `-`, `_` and `.` only.
+fn safe(s: &str) -> Result<&str, ApiError> {
+    let ok = !s.is_empty()
+        && s.len() <= 100
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    ok.then_some(s)
+        .ok_or_else(|| ApiError::not_found("recording"))
+}
+
+#[derive(Serialize)]
+struct Listed {
+    id: String,
+    /// Whether the recording was finished (a crash leaves it unfinished,
+    /// its files playable up to their last frame).
+    finished: bool,
+    duration_ms: Option<i64>,
+    tracks: Vec<Value>,
+}
+
+async fn list(
+    _: Admin,
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Listed>>, ApiError> {
+    let id = safe(&id)?.to_string();
+    app.store
+        .get_session(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    let dir = app.config.data_dir.join("recordings").join(&id);
+    let mut out = Vec::new();
+    let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+        return Ok(Json(out));
+    };
+    while let Ok(Some(e)) = entries.next_entry().await {
+        let rid = e.file_name().to_string_lossy().to_string();
+        let manifest = tokio::fs::read(e.path().join("recording.json"))
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        let url = |f: &str| format!("/api/v1/sessions/{id}/recordings/{rid}/{f}");
+        let listed = match manifest {
+            Some(m) => Listed {
+                id: rid.clone(),
+                finished: true,
+                duration_ms: m["duration_ms"].as_i64(),
+                tracks: m["tracks"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|mut t| {
+                        let f = t["file"].as_str().unwrap_or_default().to_string();
+                        t["url"] = Value::String(url(&f));
+                        t
+                    })
+                    .collect(),
+            },
+            None => {
+                let mut tracks = Vec::new();
+                if let Ok(mut files) = tokio::fs::read_dir(e.path()).await {
+                    while let Ok(Some(f)) = files.next_entry().await {
+                        let name = f.file_name().to_string_lossy().to_string();
+                        let bytes = f.metadata().await.map_or(0, |m| m.len());
+                        tracks.push(
+                            serde_json::json!({ "file": name, "bytes": bytes, "url": url(&name) }),
+                        );
+                    }
+                }
+                Listed {
+                    id: rid.clone(),
+                    finished: false,
+                    duration_ms: None,
+                    tracks,
+                }
+            }
+        };
+        out.push(listed);
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(out))
+}
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n` against a file of `len` bytes.
+fn range(h: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = h.strip_prefix("bytes=")?.split(',').next()?.trim();
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        (len.saturating_sub(n), len.checked_sub(1)?)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end = if b.is_empty() {
+            len.checked_sub(1)?
+        } else {
+            b.parse::<u64>().ok()?.min(len.checked_sub(1)?)
+        };
+        (start, end)
+    };
+    (start <= end && end < len).then_some((start, end))
+}
+
+/// Most bytes sent for one range request (players ask again for more).
+const MAX_CHUNK: u64 = 4 * 1024 * 1024;
+
+async fn file(
+    _: Admin,
+    State(app): State<App>,
+    Path((id, rid, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let path = app
+        .config
+        .data_dir
+        .join("recordings")
+        .join(safe(&id)?)
+        .join(safe(&rid)?)
+        .join(safe(&name)?);
+    if !name.ends_with(".webm") {
+        return Err(ApiError::not_found("recording"));
+    }
+    let mut f = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| ApiError::not_found("recording"))?;
+    let len = f
+        .metadata()
+        .await
+        .map_err(|_| ApiError::not_found("recording"))?
+        .len();
+    let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, end) = match asked {
+        Some(h) => match range(h, len) {
+            Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e.min(s + MAX_CHUNK - 1)),
+            None => {
+                let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return Ok(r);
+            }
+        },
+        None if len <= MAX_CHUNK * 64 => (StatusCode::OK, 0, len.saturating_sub(1)),
+        None => (StatusCode::PARTIAL_CONTENT, 0, MAX_CHUNK - 1),
+    };
+    let mut buf = vec![
+        0u8;
+        if len == 0 {
+            0
+        } else {
+            (end - start + 1) as usize
+        }
+    ];
+    f.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(|_| ApiError::not_found("recording"))?;
+    f.read_exact(&mut buf)
+        .await
+        .map_err(|_| ApiError::not_found("recording"))?;
+    let mut r = (status, Body::from(buf)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/webm"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range;
+
+    #[test]
+    fn ranges_are_read_like_rfc_9110() {
+        assert_eq!(range("bytes=0-99", 1000), Some((0, 99)));
+        assert_eq!(range("bytes=900-", 1000), Some((900, 999)));
+        assert_eq!(range("bytes=-100", 1000), Some((900, 999)));
+        assert_eq!(range("bytes=990-2000", 1000), Some((990, 999)));
+        assert_eq!(range("bytes=1000-", 1000), None);
+        assert_eq!(range("items=0-1", 1000), None);
+        assert_eq!(range("bytes=5-2", 1000), None);
+    }
+}

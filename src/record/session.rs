@@ -1,0 +1,210 @@
+//! One recording of a session: a task that receives every published
+//! track's packets while recording runs, keeps the recording's clock (which
+//! stands still while paused, so the replay holds only recorded stretches),
+//! and writes one WebM file per track plus a `recording.json` manifest.
+
+use super::{Kind, TrackRecorder};
+use bytes::Bytes;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// A packet of a published track, as the SFU received it.
+pub struct RecPacket {
+    pub track_id: String,
+    pub owner: String,
+    pub source: &'static str,
+    pub kind: Kind,
+    pub ssrc: u32,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: Bytes,
+}
+
+enum Msg {
+    Packet(RecPacket),
+    Pause,
+    Resume,
+    Stop(oneshot::Sender<Manifest>),
+}
+
+/// What a finished recording holds (also written as `recording.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub id: String,
+    /// Length of the recorded stretches together, in ms.
+    pub duration_ms: i64,
+    pub tracks: Vec<TrackFile>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackFile {
+    pub track_id: String,
+    pub owner: String,
+    pub source: String,
+    pub kind: &'static str,
+    pub file: String,
+    pub frames: u64,
+    pub bytes: u64,
+}
+
+/// The handle the room keeps; the SFU gets a [`Tap`].
+pub struct Recording {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// Where the SFU puts packets; cheap to clone. Full queue: the packet is
+/// dropped (recording must never slow forwarding down).
+#[derive(Clone)]
+pub struct Tap {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Tap {
+    pub fn send(&self, p: RecPacket) {
+        let _ = self.tx.try_send(Msg::Packet(p));
+    }
+}
+
+struct Track {
+    rec: TrackRecorder,
+    ssrc: u32,
+    owner: String,
+    source: &'static str,
+    kind: Kind,
+    file: String,
+}
+
+impl Recording {
+    /// Starts recording into `dir` (created). Returns the handle and the tap.
+    pub fn start(id: String, dir: PathBuf) -> std::io::Result<(Recording, Tap)> {
+        std::fs::create_dir_all(&dir)?;
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(run(id, dir, rx));
+        Ok((Recording { tx: tx.clone() }, Tap { tx }))
+    }
+
+    pub fn pause(&self) {
+        let _ = self.tx.try_send(Msg::Pause);
+    }
+
+    pub fn resume(&self) {
+        let _ = self.tx.try_send(Msg::Resume);
+    }
+
+    /// Finishes every file; resolves with the manifest.
+    pub async fn stop(self) -> Option<Manifest> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Stop(reply)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+async fn run(id: String, dir: PathBuf, mut rx: mpsc::Receiver<Msg>) {
+    let mut tracks: HashMap<String, Track> = HashMap::new();
+    // The recording's clock: time recorded before the current stretch, and
+    // when the current stretch began (none while paused).
+    let mut before = Duration::ZERO;
+    let mut stretch: Option<Instant> = Some(Instant::now());
+    let mut flush = tokio::time::interval(Duration::from_secs(1));
+    let now_ms = |before: Duration, stretch: Option<Instant>| -> i64 {
+        (before + stretch.map_or(Duration::ZERO, |s| s.elapsed())).as_millis() as i64
+    };
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => break },
+            _ = flush.tick() => {
+                for t in tracks.values_mut() {
+                    if let Err(e) = t.rec.flush() {
+                        tracing::error!(recording = %id, "recording stopped writing: {e}");
+                    }
+                }
+                continue;
+            }
+        };
+        match msg {
+            Msg::Packet(p) => {
+                if stretch.is_none() {
+                    continue;
+                }
+                let ms = now_ms(before, stretch);
+                let t = tracks.entry(p.track_id.clone()).or_insert_with(|| {
+                    let file = format!("{}-{}.webm", p.track_id, p.source);
+                    Track {
+                        rec: TrackRecorder::new(&dir.join(&file), p.kind),
+                        ssrc: p.ssrc,
+                        owner: p.owner.clone(),
+                        source: p.source,
+                        kind: p.kind,
+                        file,
+                    }
+                });
+                if t.ssrc != p.ssrc {
+                    // A new stream for the same track (a layer switch or a
+                    // reconnect): its RTP clock starts anew.
+                    t.ssrc = p.ssrc;
+                    t.rec.rebase();
+                }
+                if let Err(e) = t.rec.push(p.seq, p.timestamp, p.marker, &p.payload, ms) {
+                    tracing::error!(recording = %id, track = %p.track_id, "recording write failed: {e}");
+                }
+            }
+            Msg::Pause => {
+                if let Some(s) = stretch.take() {
+                    before += s.elapsed();
+                }
+            }
+            Msg::Resume => {
+                if stretch.is_none() {
+                    stretch = Some(Instant::now());
+                    // Frames after the pause continue from the clock, not
+                    // from their RTP times (which ran on while paused).
+                    for t in tracks.values_mut() {
+                        t.rec.rebase();
+                    }
+                }
+            }
+            Msg::Stop(reply) => {
+                let end = now_ms(before, stretch);
+                let mut files = Vec::new();
+                for (track_id, t) in tracks.drain() {
+                    let frames = match t.rec.finish(Some(end)) {
+                        Ok(Some(n)) => n,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tracing::error!(recording = %id, "finishing {track_id}: {e}");
+                            0
+                        }
+                    };
+                    let bytes = std::fs::metadata(dir.join(&t.file)).map_or(0, |m| m.len());
+                    files.push(TrackFile {
+                        track_id,
+                        owner: t.owner,
+                        source: t.source.to_string(),
+                        kind: match t.kind {
+                            Kind::Vp8 => "video",
+                            Kind::Opus => "audio",
+                        },
+                        file: t.file,
+                        frames,
+                        bytes,
+                    });
+                }
+                files.sort_by(|a, b| a.file.cmp(&b.file));
+                let manifest = Manifest {
+                    id: id.clone(),
+                    duration_ms: end,
+                    tracks: files,
+                };
+                if let Ok(json) = serde_json::to_vec_pretty(&manifest) {
+                    let _ = std::fs::write(dir.join("recording.json"), json);
+                }
+                let _ = reply.send(manifest);
+                return;
+            }
+        }
+    }
+}

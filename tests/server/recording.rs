@@ -1,0 +1,133 @@
+//! Recording control across clients: only hosts start, pause, resume and
+//! stop; everyone sees it; a real publisher's audio is written, paused
+//! stretches are left out, and the files are listed and served with ranges.
+
+use crate::common::TestServer;
+use crate::media_peer::publish;
+use lectern::protocol::{ClientMsg, Role, SessionKind};
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_host_records_with_a_pause_and_the_file_holds_the_recorded_stretches() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut p = s.join(&id, "p", Role::Participant).await;
+    let mut m = s.join(&id, "m", Role::Moderator).await;
+
+    for c in [&mut p, &mut m] {
+        assert_eq!(
+            c.request(ClientMsg::RecordStart).await,
+            Err("forbidden".into())
+        );
+    }
+    assert_eq!(
+        host.request(ClientMsg::RecordPause).await,
+        Err("invalid_state".into())
+    );
+    let r = host.request(ClientMsg::RecordStart).await.unwrap();
+    let rid = r["recording_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        host.request(ClientMsg::RecordStart).await,
+        Err("invalid_state".into())
+    );
+    let started = p.wait_type("recording_started").await;
+    assert_eq!(started["recording_id"], rid.as_str());
+
+    let publisher = publish(&mut host, false)
+        .await
+        .expect("host publishes audio");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    host.request(ClientMsg::RecordPause).await.unwrap();
+    p.wait_type("recording_paused").await;
+    let late = s.join(&id, "late", Role::Participant).await;
+    assert_eq!(late.welcome["recording"]["paused"], true);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    host.request(ClientMsg::RecordResume).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    host.request(ClientMsg::RecordStop).await.unwrap();
+    let stopped = p.wait_type("recording_stopped").await;
+    assert_eq!(stopped["reason"], "stopped");
+    publisher.stop();
+
+    // The list shows the finished recording once its files are closed.
+    let path = format!("/api/v1/sessions/{id}/recordings");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let rec = loop {
+        let (status, list) = s.api("GET", &path, None).await;
+        assert_eq!(status, 200, "{list}");
+        if list[0]["finished"] == true {
+            break list[0].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "recording finished: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rec["id"], rid.as_str());
+    // About three seconds recorded (2 + 1), the 1.5 s pause left out.
+    let ms = rec["duration_ms"].as_i64().unwrap();
+    assert!((2500..=3600).contains(&ms), "{ms} ms");
+    let track = &rec["tracks"][0];
+    assert_eq!(
+        (track["kind"].as_str(), track["owner"].as_str()),
+        (Some("audio"), Some("host"))
+    );
+    let frames = track["frames"].as_u64().unwrap();
+    // 50 packets a second while recording, not while paused.
+    assert!((100..=190).contains(&frames), "{frames} frames");
+
+    // The file, whole and by ranges.
+    let url = format!("{}{}", s.base, track["url"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    let whole = client
+        .get(&url)
+        .bearer_auth(&s.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["content-type"], "video/webm");
+    let bytes = whole.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, track["bytes"].as_u64().unwrap());
+    let part = client
+        .get(&url)
+        .bearer_auth(&s.admin_key)
+        .header("range", "bytes=4-11")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 4-11/{}", bytes.len())
+    );
+    assert_eq!(part.bytes().await.unwrap(), bytes.slice(4..12));
+    let (status, _) = s
+        .api_text(
+            "GET",
+            &format!("/api/v1/sessions/{id}/recordings/{rid}/..%2Fx.webm"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let no_key = client.get(&url).send().await.unwrap();
+    assert_eq!(no_key.status(), 401);
+}
+
+#[tokio::test]
+async fn a_session_set_to_record_starts_by_itself_and_stops_when_it_ends() {
+    let s = TestServer::start().await;
+    let id = s
+        .create_session_with(
+            serde_json::json!({"title": "录制", "kind": "qa", "settings": {"record": true}}),
+        )
+        .await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let started = host.wait_type("recording_started").await;
+    assert_eq!(started["by"], "schedule");
+    host.request(ClientMsg::SessionEnd).await.unwrap();
+    let stopped = host.wait_type("recording_stopped").await;
+    assert_eq!(stopped["reason"], "session_ended");
+}
