@@ -17,7 +17,106 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/sessions/{id}/recordings", get(list))
+        .route("/sessions/{id}/recordings/{rid}/timeline", get(timeline))
         .route("/sessions/{id}/recordings/{rid}/{file}", get(file))
+}
+
+/// The recorded stretches of a recording, from its events: (start, end) in
+/// session time (ms since the epoch); the last one open while it runs.
+pub fn stretches(events: &[crate::protocol::Event], rid: &str) -> Vec<(i64, Option<i64>)> {
+    use crate::protocol::EventKind as K;
+    let mut out: Vec<(i64, Option<i64>)> = Vec::new();
+    for e in events {
+        let at = e.at.millis();
+        match &e.kind {
+            K::RecordingStarted { recording_id, .. } | K::RecordingResumed { recording_id, .. }
+                if recording_id == rid =>
+            {
+                out.push((at, None));
+            }
+            K::RecordingPaused { recording_id, .. } | K::RecordingStopped { recording_id, .. }
+                if recording_id == rid =>
+            {
+                if let Some(last) = out.last_mut().filter(|l| l.1.is_none()) {
+                    last.1 = Some(at);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Where a moment of the session falls in the recording: recorded time
+/// before it, or `None` when nothing was being recorded then.
+pub fn offset(stretches: &[(i64, Option<i64>)], at: i64) -> Option<i64> {
+    let mut before = 0;
+    for (s, e) in stretches {
+        let end = e.unwrap_or(i64::MAX);
+        if at < *s {
+            return None;
+        }
+        if at <= end {
+            return Some(before + at - s);
+        }
+        before += end - s;
+    }
+    None
+}
+
+/// What the replay shows beside the video.
+const REPLAYED: &[&str] = &[
+    "chat_message",
+    "chat_deleted",
+    "question_asked",
+    "question_upvoted",
+    "question_replied",
+    "question_status_changed",
+    "question_pinned",
+    "hand_raised",
+    "hand_lowered",
+    "hands_cleared",
+    "stage_joined",
+    "stage_left",
+    "speaking",
+    "participant_joined",
+    "participant_left",
+    "track_published",
+    "track_unpublished",
+    "poll_opened",
+    "poll_closed",
+];
+
+/// The session's events during a recording, each with `offset_ms` from the
+/// recording's start; events in paused stretches are left out, like the
+/// media.
+async fn timeline(
+    _: Admin,
+    State(app): State<App>,
+    Path((id, rid)): Path<(String, String)>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let (id, rid) = (safe(&id)?.to_string(), safe(&rid)?.to_string());
+    let stored = app.store.events(&id, 0, None, &[]).await?;
+    let events: Vec<crate::protocol::Event> = stored
+        .iter()
+        .filter_map(|e| serde_json::from_str(&e.frame).ok())
+        .collect();
+    let spans = stretches(&events, &rid);
+    if spans.is_empty() {
+        return Err(ApiError::not_found("recording"));
+    }
+    let mut out = Vec::new();
+    for (e, raw) in events.iter().zip(stored.iter()) {
+        if !REPLAYED.contains(&e.kind.type_name()) {
+            continue;
+        }
+        if let Some(off) = offset(&spans, e.at.millis()) {
+            let mut v: Value = serde_json::from_str(&raw.frame).unwrap_or(Value::Null);
+            v["offset_ms"] = Value::from(off);
+            out.push(v);
+        }
+    }
+    Ok(Json(out))
 }
 
 /// Ids and file names come from URLs: letters, digits, `-`, `_` and `.` only.
@@ -195,6 +294,22 @@ async fn file(
 #[cfg(test)]
 mod tests {
     use super::range;
+
+    #[test]
+    fn offsets_skip_paused_stretches() {
+        use super::offset;
+        // Recorded 0–10 s and 15–20 s (paused 10–15 s).
+        let spans = [(0, Some(10_000)), (15_000, Some(20_000))];
+        assert_eq!(offset(&spans, 4_000), Some(4_000));
+        assert_eq!(offset(&spans, 12_000), None, "paused");
+        assert_eq!(offset(&spans, 16_000), Some(11_000));
+        assert_eq!(offset(&spans, 21_000), None, "after the stop");
+        assert_eq!(
+            offset(&[(5_000, None)], 9_000),
+            Some(4_000),
+            "still recording"
+        );
+    }
 
     #[test]
     fn ranges_are_read_like_rfc_9110() {

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// ffprobe and ffmpeg, installed once if missing.
-fn ensure_ffmpeg() {
+pub(crate) fn ensure_ffmpeg() {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     let r = DONE.get_or_init(|| {
         if Command::new("ffprobe").arg("-version").output().is_ok() {
@@ -42,7 +42,7 @@ fn ensure_ffmpeg() {
     }
 }
 
-fn ffprobe(path: &Path, stream: &str, count: &str) -> (String, f64, u64) {
+pub(crate) fn ffprobe(path: &Path, stream: &str, count: &str) -> (String, f64, u64) {
     let out = Command::new("ffprobe")
         .args(["-v", "error", count, "-select_streams", stream])
         .args([

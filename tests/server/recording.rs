@@ -26,6 +26,7 @@ async fn a_host_records_with_a_pause_and_the_file_holds_the_recorded_stretches()
         Err("invalid_state".into())
     );
     let r = host.request(ClientMsg::RecordStart).await.unwrap();
+    let t0 = std::time::Instant::now();
     let rid = r["recording_id"].as_str().unwrap().to_string();
     assert_eq!(
         host.request(ClientMsg::RecordStart).await,
@@ -37,14 +38,35 @@ async fn a_host_records_with_a_pause_and_the_file_holds_the_recorded_stretches()
     let publisher = publish(&mut host, false)
         .await
         .expect("host publishes audio");
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    p.request(ClientMsg::ChatSend {
+        text: "before the pause".into(),
+    })
+    .await
+    .unwrap();
+    let sent1 = t0.elapsed().as_millis() as i64;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     host.request(ClientMsg::RecordPause).await.unwrap();
+    let paused_at = t0.elapsed().as_millis() as i64;
     p.wait_type("recording_paused").await;
     let late = s.join(&id, "late", Role::Participant).await;
     assert_eq!(late.welcome["recording"]["paused"], true);
+    p.request(ClientMsg::ChatSend {
+        text: "during the pause".into(),
+    })
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     host.request(ClientMsg::RecordResume).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let resumed_at = t0.elapsed().as_millis() as i64;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    p.request(ClientMsg::ChatSend {
+        text: "after the pause".into(),
+    })
+    .await
+    .unwrap();
+    let sent3 = t0.elapsed().as_millis() as i64;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     host.request(ClientMsg::RecordStop).await.unwrap();
     let stopped = p.wait_type("recording_stopped").await;
     assert_eq!(stopped["reason"], "stopped");
@@ -91,6 +113,18 @@ async fn a_host_records_with_a_pause_and_the_file_holds_the_recorded_stretches()
     assert_eq!(whole.headers()["content-type"], "video/webm");
     let bytes = whole.bytes().await.unwrap();
     assert_eq!(bytes.len() as u64, track["bytes"].as_u64().unwrap());
+    // A demuxer reads it: every packet, and the recorded length.
+    crate::record_files::ensure_ffmpeg();
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("mic.webm");
+    std::fs::write(&local, &bytes).unwrap();
+    let (codec, secs, packets) = crate::record_files::ffprobe(&local, "a:0", "-count_packets");
+    assert_eq!(codec, "opus");
+    assert_eq!(packets, frames);
+    assert!(
+        (secs * 1000.0 - ms as f64).abs() < 500.0,
+        "{secs} s vs {ms} ms"
+    );
     let part = client
         .get(&url)
         .bearer_auth(&s.admin_key)
@@ -114,6 +148,42 @@ async fn a_host_records_with_a_pause_and_the_file_holds_the_recorded_stretches()
     assert_eq!(status, 404);
     let no_key = client.get(&url).send().await.unwrap();
     assert_eq!(no_key.status(), 401);
+
+    // The timeline: chat at its place in the recording, the pause skipped.
+    let (status, tl) = s
+        .api(
+            "GET",
+            &format!("/api/v1/sessions/{id}/recordings/{rid}/timeline"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{tl}");
+    let chat: Vec<(String, i64)> = tl
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "chat_message")
+        .map(|e| {
+            (
+                e["message"]["text"].as_str().unwrap().to_string(),
+                e["offset_ms"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chat.len(),
+        2,
+        "the message sent while paused is not in the replay: {chat:?}"
+    );
+    assert_eq!(chat[0].0, "before the pause");
+    assert!((chat[0].1 - sent1).abs() <= 100, "{} vs {sent1}", chat[0].1);
+    let expected = paused_at + (sent3 - resumed_at);
+    assert_eq!(chat[1].0, "after the pause");
+    assert!(
+        (chat[1].1 - expected).abs() <= 100,
+        "{} vs {expected}",
+        chat[1].1
+    );
 }
 
 #[tokio::test]
