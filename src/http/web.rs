@@ -2,7 +2,7 @@
 //! with `include_bytes!`, so the single binary serves a working client with
 //! no build step and no files beside it.
 //!
-//! Pages (`/`, `/join`, `/admin`) all serve the same `index.html`; the client
+//! Pages (`/`, `/join`, `/admin`, `/replay`) all serve the same `index.html`; the client
 //! picks the page from the path. Assets live under `/app/`. Every response
 //! carries an ETag and `Cache-Control: no-cache`, so a phone on a weak link
 //! revalidates with a few bytes instead of downloading the client again.
@@ -48,6 +48,7 @@ static ASSETS: &[Asset] = &[
     asset!("src/classroom.js", JS),
     asset!("src/admin.js", JS),
     asset!("src/activities.js", JS),
+    asset!("src/replay.js", JS),
 ];
 
 /// Where the pages may load from and connect to: this server only.
@@ -61,6 +62,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/", get(page))
         .route("/join", get(page))
         .route("/admin", get(page))
+        .route("/replay", get(page))
         .route("/app/{*file}", get(asset))
 }
 

@@ -143,7 +143,11 @@ export function adminPage(root) {
     openId = id;
     const s = sessions.find((x) => x.id === id) ?? (await call('GET', `/sessions/${id}`));
     if (!s) return;
-    const [present, attendance] = await Promise.all([call('GET', `/sessions/${id}/participants`), call('GET', `/sessions/${id}/attendance`)]);
+    const [present, attendance, recordings] = await Promise.all([
+      call('GET', `/sessions/${id}/participants`),
+      call('GET', `/sessions/${id}/attendance`),
+      call('GET', `/sessions/${id}/recordings`),
+    ]);
     const live = s.status !== 'ended';
 
     const identity = h('input', { type: 'text', required: true, maxlength: 128, class: 'identity-input' });
@@ -233,6 +237,19 @@ export function adminPage(root) {
             ]),
           ])
         : h('p', { class: 'empty', text: t('admin.no_attendance') }),
+      tx(h('h3'), 'admin.replays'),
+      recordings && recordings.length
+        ? h(
+            'ul',
+            { class: 'replays' },
+            recordings.map((/** @type {any} */ r) =>
+              h('li', {}, [
+                h('a', { href: `/replay?session=${encodeURIComponent(id)}&recording=${encodeURIComponent(r.id)}`, text: t('admin.watch') }),
+                ` ${r.id} · ${Math.round((r.duration_ms ?? 0) / 1000)} s`,
+              ]),
+            ),
+          )
+        : h('p', { class: 'empty', text: t('admin.no_replays') }),
       live
         ? h('button', {
             type: 'button',

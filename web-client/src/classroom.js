@@ -40,9 +40,10 @@ export function classroom(root, opts) {
   const title = h('h1', { class: 'title' });
   const status = h('span', { class: 'status', role: 'status', 'data-state': 'connecting' });
   const count = h('span', { class: 'count' });
+  const recBadge = h('span', { class: 'rec', role: 'status', hidden: true });
   const header = h('header', { class: 'room-head' }, [
     title,
-    h('div', { class: 'head-meta' }, [status, count]),
+    h('div', { class: 'head-meta' }, [recBadge, status, count]),
   ]);
   const notice = h('div', { class: 'notice', role: 'alert' });
   const invite = h('div', { class: 'invite', hidden: true });
@@ -59,7 +60,9 @@ export function classroom(root, opts) {
   const handBtn = btn('ctl.raise', () => toggleHand());
   const leaveBtn = btn('ctl.leave', () => leave(), 'danger');
   const endBtn = btn('ctl.end', () => endSession(), 'danger');
-  const controls = h('nav', { class: 'controls' }, [micBtn, camBtn, screenBtn, audioOnlyBtn, handBtn, leaveBtn, endBtn]);
+  const recBtn = btn('rec.start', () => fire({ type: room.recording ? 'record_stop' : 'record_start' }));
+  const recPauseBtn = btn('rec.pause', () => fire({ type: room.recording?.paused ? 'record_resume' : 'record_pause' }));
+  const controls = h('nav', { class: 'controls' }, [micBtn, camBtn, screenBtn, audioOnlyBtn, handBtn, recBtn, recPauseBtn, leaveBtn, endBtn]);
   tx(controls, 'ctl.label', { attr: 'aria-label' });
 
   // Panels behind tabs, so a phone shows one at a time.
@@ -140,6 +143,7 @@ export function classroom(root, opts) {
     if (d('tracks') || d('stage') || d('speaking') || d('roster') || d('you')) renderStage();
     if (d('you') || d('stage') || d('hands') || d('tracks')) renderControls();
     if (d('presence') || d('you')) presence.render();
+    if (d('recording') || d('you')) renderRecording();
     if (d('polls') || d('you')) {
       polls.render();
       const n = polls.waiting();
@@ -522,6 +526,18 @@ export function classroom(root, opts) {
     } else {
       invite.hidden = true;
     }
+  }
+
+  function renderRecording() {
+    const r = room.recording;
+    recBadge.hidden = !r;
+    if (r) tx(recBadge, r.paused ? 'rec.paused' : 'rec.on');
+    recBadge.classList.toggle('paused', !!r?.paused);
+    const may = room.can('recording.manage');
+    recBtn.hidden = !may;
+    recPauseBtn.hidden = !may || !r;
+    tx(recBtn, r ? 'rec.stop' : 'rec.start');
+    tx(recPauseBtn, r?.paused ? 'rec.resume' : 'rec.pause');
   }
 
   function toggleMic() {

@@ -6,6 +6,7 @@ import { t, tx, lang, setLang, LANGS } from './i18n.js';
 import { lookUp, joinPage } from './join.js';
 import { classroom } from './classroom.js';
 import { adminPage } from './admin.js';
+import { replayPage } from './replay.js';
 
 const app = /** @type {HTMLElement} */ (document.getElementById('app'));
 
@@ -62,4 +63,5 @@ function home() {
 const path = location.pathname.replace(/\/+$/, '');
 if (path === '/join') joinFlow();
 else if (path === '/admin') adminPage(page);
+else if (path === '/replay') replayPage(page);
 else home();

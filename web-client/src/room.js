@@ -55,6 +55,8 @@ export class Room {
     this.myPollAnswers = new Map();
     /** Participants whose page is hidden (staff see it). @type {Set<string>} */
     this.hidden = new Set();
+    /** The recording in progress. @type {{ id: string, paused: boolean } | null} */
+    this.recording = null;
   }
 
   /** @param {string} perm */
@@ -119,6 +121,7 @@ export class Room {
         this.presenceConfirmed = !!f.presence_confirmed;
         this.polls = new Map((f.polls ?? []).map((p) => [p.id, p]));
         this.myPollAnswers = new Map((f.my_poll_answers ?? []).map((a) => [a.poll_id, a.choices]));
+        this.recording = f.recording ?? null;
         for (const x of [...f.hands, ...f.stage.members, ...f.stage.invited, ...f.chat, ...f.questions]) this.learn(x);
         for (const tr of f.tracks) if (tr.name) this.names.set(tr.owner, tr.name);
         return ['all'];
@@ -246,6 +249,16 @@ export class Room {
         if (f.speaking) this.speaking.add(f.identity);
         else this.speaking.delete(f.identity);
         return ['speaking'];
+      case 'recording_started':
+        this.recording = { id: f.recording_id, paused: false };
+        return ['recording'];
+      case 'recording_paused':
+      case 'recording_resumed':
+        if (this.recording) this.recording.paused = f.type === 'recording_paused';
+        return ['recording'];
+      case 'recording_stopped':
+        this.recording = null;
+        return ['recording'];
       case 'presence_check_started':
         this.presenceCheck = f.check;
         this.presenceConfirmed = false;
