@@ -34,6 +34,8 @@ pub struct Claims {
 pub enum TokenType {
     Join,
     Resume,
+    /// Watches a session's recordings (never joins the live session).
+    Replay,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

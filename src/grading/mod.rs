@@ -103,6 +103,8 @@ pub struct Counts {
     pub poll_correct: u32,
     /// Polls answered that had a correct answer (the base of correctness).
     pub polls_gradable: u32,
+    /// Seconds of recordings watched in replay.
+    pub replay_seconds: u32,
 }
 
 impl Counts {
@@ -472,6 +474,22 @@ impl Tally {
                 }
                 let data = json!({ "poll_id": poll_id, "choices": choices, "correct": correct });
                 self.push(&mut out, "poll.answered", identity, at, data);
+            }
+            EventKind::ReplayWatched {
+                recording_id,
+                identity,
+                name,
+                seconds,
+                ranges,
+            } => {
+                let c = self.member(identity);
+                if c.name.is_empty() {
+                    c.name = name.clone();
+                }
+                c.replay_seconds += seconds;
+                let data =
+                    json!({ "recording_id": recording_id, "seconds": seconds, "ranges": ranges });
+                self.push(&mut out, "replay.watched", identity, at, data);
             }
             EventKind::Speaking { identity, speaking } => {
                 if *speaking {

@@ -50,6 +50,8 @@ pub struct ReportRow {
     pub stage_seconds: i64,
     pub poll_answers: u32,
     pub poll_correct: u32,
+    /// Seconds of recordings watched in replay (stretches actually played).
+    pub replay_seconds: u32,
     /// Participants only; hosts, moderators and observers are not scored.
     pub score: Option<Score>,
 }
@@ -151,6 +153,7 @@ async fn report(
             stage_seconds: c.stage_ms / 1000,
             poll_answers: c.poll_answers,
             poll_correct: c.poll_correct,
+            replay_seconds: c.replay_seconds,
             score: (c.role == Some(Role::Participant))
                 .then(|| rubric::score(&rubric, c, &state.session, now, state.tally.graded_polls)),
         })
@@ -194,7 +197,7 @@ fn csv_field(s: &str) -> String {
 
 /// CSV with a BOM (so spreadsheet programs read Chinese names as UTF-8).
 fn to_csv(rows: &[ReportRow]) -> String {
-    let mut out = String::from("\u{feff}identity,name,role,minutes_present,late_minutes,presence_checks_passed,presence_checks_missed,presence_checks_absent,hidden_minutes,chat_messages,questions,replies,upvotes,hands,speaking_seconds,stage_seconds,poll_answers,poll_correct,score,score_max,score_breakdown\r\n");
+    let mut out = String::from("\u{feff}identity,name,role,minutes_present,late_minutes,presence_checks_passed,presence_checks_missed,presence_checks_absent,hidden_minutes,chat_messages,questions,replies,upvotes,hands,speaking_seconds,stage_seconds,poll_answers,poll_correct,replay_seconds,score,score_max,score_breakdown\r\n");
     for r in rows {
         let role = r.role.map(|r| r.as_str()).unwrap_or("");
         let late = r.late_minutes.map(|v| v.to_string()).unwrap_or_default();
@@ -229,6 +232,7 @@ fn to_csv(rows: &[ReportRow]) -> String {
             r.stage_seconds.to_string(),
             r.poll_answers.to_string(),
             r.poll_correct.to_string(),
+            r.replay_seconds.to_string(),
             score,
             max,
             csv_field(&breakdown),

@@ -1,8 +1,10 @@
 //! Recordings of a session (admin key): the list, and each track's WebM
 //! file served with HTTP range requests, so players can seek.
 
-use super::api::Admin;
+use super::api::{Admin, ApiJson};
 use super::ApiError;
+use crate::auth::{Claims, TokenType};
+use crate::protocol::{Role, Timestamp};
 use crate::App;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -16,6 +18,14 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 pub fn routes() -> Router<App> {
     Router::new()
+        .route(
+            "/sessions/{id}/replay-tokens",
+            axum::routing::post(replay_token),
+        )
+        .route(
+            "/sessions/{id}/recordings/{rid}/watched",
+            axum::routing::post(watched),
+        )
         .route("/sessions/{id}/recordings", get(list))
         .route("/sessions/{id}/recordings/{rid}/timeline", get(timeline))
         .route("/sessions/{id}/recordings/{rid}/{file}", get(file))
@@ -91,11 +101,12 @@ const REPLAYED: &[&str] = &[
 /// recording's start; events in paused stretches are left out, like the
 /// media.
 async fn timeline(
-    _: Admin,
     State(app): State<App>,
+    headers: HeaderMap,
     Path((id, rid)): Path<(String, String)>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let (id, rid) = (safe(&id)?.to_string(), safe(&rid)?.to_string());
+    viewer(&app, &headers, &id)?;
     let stored = app.store.events(&id, 0, None, &[]).await?;
     let events: Vec<crate::protocol::Event> = stored
         .iter()
@@ -140,12 +151,158 @@ struct Listed {
     tracks: Vec<Value>,
 }
 
-async fn list(
+/// Who may watch: the admin key, or a token for this session (a replay
+/// token, or a member's join or resume token). `Some` claims for a token.
+fn viewer(app: &App, headers: &HeaderMap, session: &str) -> Result<Option<Claims>, ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    if crate::auth::constant_time_eq(given.as_bytes(), app.admin_key.as_bytes()) {
+        return Ok(None);
+    }
+    match app.keys.verify(given, Timestamp::now()) {
+        Ok(c) if c.sid == session => Ok(Some(c)),
+        Ok(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            crate::protocol::ErrorCode::Forbidden,
+            "this token is for another session",
+        )),
+        Err(crate::auth::TokenError::Expired) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            crate::protocol::ErrorCode::TokenExpired,
+            "your replay link has expired; ask the organiser for a new one",
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            crate::protocol::ErrorCode::Unauthorized,
+            "send the admin key or a replay token as 'Authorization: Bearer …'",
+        )),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayTokenRequest {
+    identity: String,
+    name: String,
+    ttl_seconds: Option<u64>,
+}
+
+/// A replay link for one teacher (admin key). Works for ended sessions too.
+async fn replay_token(
     _: Admin,
     State(app): State<App>,
     Path(id): Path<String>,
+    ApiJson(r): ApiJson<ReplayTokenRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let session = app
+        .store
+        .get_session(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    let (identity, name) = (r.identity.trim(), r.name.trim());
+    let printable = |s: &str, max: usize| {
+        !s.is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
+    };
+    if !printable(identity, 128) || !printable(name, 64) {
+        return Err(ApiError::bad_request(
+            "identity (1-128) and name (1-64) must be printable characters",
+        ));
+    }
+    let ttl = r.ttl_seconds.unwrap_or(30 * 24 * 3600);
+    if ttl == 0 || ttl > 90 * 24 * 3600 {
+        return Err(ApiError::bad_request(
+            "ttl_seconds must be 1 to 7776000 (90 days)",
+        ));
+    }
+    let iat = Timestamp::now().millis() / 1000;
+    let token = app.keys.sign(&Claims {
+        sid: session.id.clone(),
+        sub: identity.to_string(),
+        name: name.to_string(),
+        role: Role::Observer,
+        iat,
+        exp: iat + ttl as i64,
+        typ: TokenType::Replay,
+    });
+    Ok(Json(serde_json::json!({
+        "token": token,
+        "replay_url": format!("{}/replay?session={}&token={token}", app.public_url, session.id),
+        "expires_at": Timestamp((iat + ttl as i64) * 1000),
+    })))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Watched {
+    /// Newly watched stretches, in seconds of the recording.
+    ranges: Vec<[f64; 2]>,
+}
+
+/// Stretches of a replay the token's holder watched; becomes the
+/// participation event `replay.watched`.
+async fn watched(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((id, rid)): Path<(String, String)>,
+    ApiJson(w): ApiJson<Watched>,
+) -> Result<Json<Value>, ApiError> {
+    let (id, rid) = (safe(&id)?.to_string(), safe(&rid)?.to_string());
+    let Some(claims) = viewer(&app, &headers, &id)? else {
+        return Err(ApiError::bad_request(
+            "watched time is per person: send it with a replay token, not the admin key",
+        ));
+    };
+    let manifest = tokio::fs::read(
+        app.config
+            .data_dir
+            .join("recordings")
+            .join(&id)
+            .join(&rid)
+            .join("recording.json"),
+    )
+    .await
+    .ok()
+    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    .ok_or_else(|| ApiError::not_found("recording"))?;
+    let length = manifest["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    let ok = !w.ranges.is_empty()
+        && w.ranges.len() <= 100
+        && w.ranges.iter().all(|[a, b]| {
+            a.is_finite() && b.is_finite() && *a >= 0.0 && a < b && *b <= length + 5.0
+        });
+    if !ok {
+        return Err(ApiError::bad_request(
+            "ranges: 1 to 100 [start, end] pairs of seconds within the recording, start < end",
+        ));
+    }
+    // Overlaps within one report count once.
+    let mut r = w.ranges.clone();
+    r.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    let mut merged: Vec<[f64; 2]> = Vec::new();
+    for x in r {
+        match merged.last_mut() {
+            Some(last) if x[0] <= last[1] => last[1] = last[1].max(x[1]),
+            _ => merged.push(x),
+        }
+    }
+    let seconds = merged.iter().map(|[a, b]| b - a).sum::<f64>().round() as u32;
+    app.rooms
+        .replay_watched(&id, &rid, &claims.sub, &claims.name, seconds, merged)
+        .await?;
+    Ok(Json(serde_json::json!({ "seconds": seconds })))
+}
+
+async fn list(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
 ) -> Result<Json<Vec<Listed>>, ApiError> {
     let id = safe(&id)?.to_string();
+    viewer(&app, &headers, &id)?;
     app.store
         .get_session(&id)
         .await?
@@ -227,11 +384,11 @@ fn range(h: &str, len: u64) -> Option<(u64, u64)> {
 const MAX_CHUNK: u64 = 4 * 1024 * 1024;
 
 async fn file(
-    _: Admin,
     State(app): State<App>,
     Path((id, rid, name)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    viewer(&app, &headers, &id)?;
     let path = app
         .config
         .data_dir

@@ -270,13 +270,24 @@ impl MediaRoom {
                 .await
                 .publications
                 .values()
+                .filter(|p| p.info.kind == TrackKind::Video)
                 .cloned()
                 .collect();
-            for p in pubs {
-                if p.info.kind == TrackKind::Video {
-                    p.request_keyframe().await;
-                }
+            for p in &pubs {
+                p.request_keyframe().await;
             }
+            // A request is held back if a subscriber asked just before (its
+            // keyframe may have passed before the tap was set): ask again
+            // once the rate limit allows.
+            let wait = Duration::from_millis(self.sfu.config.keyframe_interval_ms + 100);
+            tokio::spawn(async move {
+                for _ in 0..2 {
+                    tokio::time::sleep(wait).await;
+                    for p in &pubs {
+                        p.request_keyframe().await;
+                    }
+                }
+            });
         }
     }
 

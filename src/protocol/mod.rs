@@ -394,6 +394,15 @@ pub enum EventKind {
         by: String,
         reason: String,
     },
+    /// Staff only: someone watched stretches of a recording's replay
+    /// (seconds newly watched, and the stretches, in recording seconds).
+    ReplayWatched {
+        recording_id: String,
+        identity: String,
+        name: String,
+        seconds: u32,
+        ranges: Vec<[f64; 2]>,
+    },
 }
 
 impl EventKind {
@@ -437,6 +446,7 @@ impl EventKind {
             EventKind::RecordingPaused { .. } => "recording_paused",
             EventKind::RecordingResumed { .. } => "recording_resumed",
             EventKind::RecordingStopped { .. } => "recording_stopped",
+            EventKind::ReplayWatched { .. } => "replay_watched",
         }
     }
 
@@ -462,7 +472,8 @@ impl EventKind {
             EventKind::Speaking { identity, .. }
             | EventKind::PresenceConfirmed { identity, .. }
             | EventKind::VisibilityChanged { identity, .. }
-            | EventKind::PollAnswered { identity, .. } => Some(identity),
+            | EventKind::PollAnswered { identity, .. }
+            | EventKind::ReplayWatched { identity, .. } => Some(identity),
             _ => None,
         }
     }

@@ -68,6 +68,15 @@ pub enum RoomCmd {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// A replay viewer's newly watched stretches (also after the session ended).
+    ReplayWatched {
+        recording_id: String,
+        identity: String,
+        name: String,
+        seconds: u32,
+        ranges: Vec<[f64; 2]>,
+        reply: oneshot::Sender<Result<SessionInfo, Rejection>>,
+    },
     /// Replies once everything before it (including start-up recovery) is stored.
     Barrier {
         reply: oneshot::Sender<()>,
@@ -94,9 +103,9 @@ impl Audience {
             | EventKind::PollAnswered { identity, .. } => {
                 return Audience::StaffAnd(identity.clone())
             }
-            EventKind::PollCreated { .. } | EventKind::VisibilityChanged { .. } => {
-                return Audience::Staff
-            }
+            EventKind::PollCreated { .. }
+            | EventKind::VisibilityChanged { .. }
+            | EventKind::ReplayWatched { .. } => return Audience::Staff,
             _ => {}
         }
         if !audience_mode {
@@ -283,7 +292,9 @@ fn refuse(cmd: RoomCmd, join: impl Fn() -> JoinError, why: &str) {
         RoomCmd::Join { reply, .. } => {
             let _ = reply.send(Err(join()));
         }
-        RoomCmd::End { reply, .. } | RoomCmd::Update { reply, .. } => {
+        RoomCmd::End { reply, .. }
+        | RoomCmd::Update { reply, .. }
+        | RoomCmd::ReplayWatched { reply, .. } => {
             let _ = reply.send(Err(Rejection::new(ErrorCode::StorageUnavailable, why)));
         }
         RoomCmd::Shutdown { reply } | RoomCmd::Barrier { reply } => {
@@ -462,6 +473,24 @@ impl RoomActor {
                 for e in self.state.end(&by, now) {
                     self.emit(e, now, b);
                 }
+                b.admin.push((reply, self.state.session.clone()));
+            }
+            RoomCmd::ReplayWatched {
+                recording_id,
+                identity,
+                name,
+                seconds,
+                ranges,
+                reply,
+            } => {
+                let e = EventKind::ReplayWatched {
+                    recording_id,
+                    identity,
+                    name,
+                    seconds,
+                    ranges,
+                };
+                self.emit(e, now, b);
                 b.admin.push((reply, self.state.session.clone()));
             }
             RoomCmd::Update { patch, reply } => {

@@ -206,6 +206,27 @@ impl Rooms {
         .await
     }
 
+    /// Records stretches of a replay watched by `identity`.
+    pub async fn replay_watched(
+        &self,
+        session: &str,
+        recording_id: &str,
+        identity: &str,
+        name: &str,
+        seconds: u32,
+        ranges: Vec<[f64; 2]>,
+    ) -> Result<SessionInfo, RoomError> {
+        self.ask(session, |reply| RoomCmd::ReplayWatched {
+            recording_id: recording_id.to_string(),
+            identity: identity.to_string(),
+            name: name.to_string(),
+            seconds,
+            ranges: ranges.clone(),
+            reply,
+        })
+        .await
+    }
+
     pub async fn update(
         &self,
         session: &str,

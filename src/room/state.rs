@@ -262,7 +262,8 @@ impl ClassState {
             | EventKind::RecordingStarted { .. }
             | EventKind::RecordingPaused { .. }
             | EventKind::RecordingResumed { .. }
-            | EventKind::RecordingStopped { .. } => {}
+            | EventKind::RecordingStopped { .. }
+            | EventKind::ReplayWatched { .. } => {}
         }
     }
 

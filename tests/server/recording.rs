@@ -201,3 +201,117 @@ async fn a_session_set_to_record_starts_by_itself_and_stops_when_it_ends() {
     let stopped = host.wait_type("recording_stopped").await;
     assert_eq!(stopped["reason"], "session_ended");
 }
+
+#[tokio::test]
+async fn a_teacher_with_a_replay_link_reports_watched_time_for_grading() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let other = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let rid = host.request(ClientMsg::RecordStart).await.unwrap()["recording_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let publisher = publish(&mut host, false).await.expect("audio");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    host.request(ClientMsg::SessionEnd).await.unwrap();
+    publisher.stop();
+    let list = format!("/api/v1/sessions/{id}/recordings");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while s.api("GET", &list, None).await.1[0]["finished"] != true {
+        assert!(tokio::time::Instant::now() < deadline, "recording finished");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Replay links work after the session ended.
+    let (status, t) = s
+        .api(
+            "POST",
+            &format!("/api/v1/sessions/{id}/replay-tokens"),
+            Some(serde_json::json!({"identity": "t-9", "name": "补看的老师"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{t}");
+    assert!(t["replay_url"]
+        .as_str()
+        .unwrap()
+        .contains("/replay?session="));
+    let token = t["token"].as_str().unwrap().to_string();
+    let (_, t2) = s
+        .api(
+            "POST",
+            &format!("/api/v1/sessions/{other}/replay-tokens"),
+            Some(serde_json::json!({"identity": "t-9", "name": "x"})),
+        )
+        .await;
+    let client = reqwest::Client::new();
+    let post = |bearer: String, body: serde_json::Value| {
+        let url = format!("{}/api/v1/sessions/{id}/recordings/{rid}/watched", s.base);
+        let c = client.clone();
+        async move {
+            let r = c
+                .post(url)
+                .bearer_auth(bearer)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    // The token holder may read the recording; it is not a way into the live room.
+    let r = client
+        .get(format!("{}{list}", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ranges = serde_json::json!({"ranges": [[0.0, 1.5], [1.0, 2.0]]});
+    let (status, r) = post(token.clone(), ranges.clone()).await;
+    assert_eq!(
+        (status, r["seconds"].as_u64()),
+        (200, Some(2)),
+        "overlaps count once"
+    );
+    assert_eq!(
+        post(s.admin_key.clone(), ranges.clone()).await.0,
+        400,
+        "per person"
+    );
+    assert_eq!(
+        post(t2["token"].as_str().unwrap().into(), ranges).await.0,
+        403
+    );
+    let bad = serde_json::json!({"ranges": [[2.0, 1.0]]});
+    assert_eq!(post(token.clone(), bad).await.0, 400);
+    let beyond = serde_json::json!({"ranges": [[0.0, 500.0]]});
+    assert_eq!(post(token.clone(), beyond).await.0, 400);
+
+    // Staff see it in the timeline; the report counts it.
+    let events = s.events(&id).await;
+    let w = events
+        .iter()
+        .find(|e| e["type"] == "replay_watched")
+        .unwrap();
+    assert_eq!(
+        (w["identity"].as_str(), w["seconds"].as_u64()),
+        (Some("t-9"), Some(2))
+    );
+    let (_, rows) = s
+        .api("GET", &format!("/api/v1/sessions/{id}/report"), None)
+        .await;
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["identity"] == "t-9")
+        .unwrap();
+    assert_eq!(row["replay_seconds"], 2);
+    // A replay token cannot open the live WebSocket.
+    let ws = crate::common::TestClient::connect(&format!("{}?token={token}", s.ws_url())).await;
+    assert!(ws.is_err());
+}

@@ -12,24 +12,29 @@ const KEY_STORE = 'lectern.admin_key';
 export async function replayPage(root) {
   const q = new URLSearchParams(location.search);
   const sid = q.get('session') ?? '';
-  const rid = q.get('recording') ?? '';
+  // A teacher's replay link carries a token; staff come from the admin page.
+  const token = q.get('token');
   let key = '';
   try {
     key = sessionStorage.getItem(KEY_STORE) ?? '';
   } catch {
     key = '';
   }
-  const auth = { headers: { authorization: `Bearer ${key}` } };
-  const fail = (/** @type {string} */ k) => replace(root, h('main', { class: 'end' }, [tx(h('h1'), k), h('p', {}, h('a', { href: '/admin' }, tx(h('span'), 'replay.to_admin')))]));
-  if (!key) return fail('replay.need_key');
-  const [listR, tlR] = await Promise.all([
-    fetch(`/api/v1/sessions/${encodeURIComponent(sid)}/recordings`, auth).catch(() => null),
-    fetch(`/api/v1/sessions/${encodeURIComponent(sid)}/recordings/${encodeURIComponent(rid)}/timeline`, auth).catch(() => null),
-  ]);
-  if (!listR?.ok || !tlR?.ok) return fail('replay.not_found');
-  const rec = (await listR.json()).find((/** @type {any} */ r) => r.id === rid);
-  const timeline = await tlR.json();
+  const bearer = token || key;
+  const auth = { headers: { authorization: `Bearer ${bearer}` } };
+  const fail = (/** @type {string} */ k) =>
+    replace(root, h('main', { class: 'end' }, [tx(h('h1'), k), token ? null : h('p', {}, h('a', { href: '/admin' }, tx(h('span'), 'replay.to_admin')))]));
+  if (!bearer) return fail('replay.need_key');
+  const base = `/api/v1/sessions/${encodeURIComponent(sid)}/recordings`;
+  const listR = await fetch(base, auth).catch(() => null);
+  if (!listR?.ok) return fail(listR?.status === 401 ? 'replay.expired' : 'replay.not_found');
+  const all = (await listR.json()).filter((/** @type {any} */ r) => r.finished);
+  const rid = q.get('recording') ?? all[0]?.id ?? '';
+  const rec = all.find((/** @type {any} */ r) => r.id === rid);
   if (!rec) return fail('replay.not_found');
+  const tlR = await fetch(`${base}/${encodeURIComponent(rid)}/timeline`, auth).catch(() => null);
+  if (!tlR?.ok) return fail('replay.not_found');
+  const timeline = await tlR.json();
 
   /** @type {any[]} */
   const tracks = rec.tracks ?? [];
@@ -91,6 +96,43 @@ export async function replayPage(root) {
   };
   main.addEventListener('timeupdate', render);
   main.addEventListener('seeked', render);
+
+  // Watched time: stretches actually played (not just opened), reported
+  // with the replay token every 15 s, on pause, and when the page hides.
+  /** @type {[number, number][]} */
+  let pending = [];
+  /** @type {number | null} */
+  let last = null;
+  main.addEventListener('timeupdate', () => {
+    const now = main.currentTime;
+    if (!main.paused && last !== null && now > last && now - last < 1.5 * main.playbackRate) {
+      const tail = pending[pending.length - 1];
+      if (tail && Math.abs(tail[1] - last) < 0.01) tail[1] = now;
+      else pending.push([last, now]);
+    }
+    last = main.paused ? null : now;
+  });
+  main.addEventListener('seeking', () => (last = null));
+  const report = () => {
+    if (!token) return;
+    const ranges = pending.filter(([a, b]) => b - a >= 0.25);
+    if (!ranges.reduce((n, [a, b]) => n + b - a, 0)) return;
+    pending = [];
+    fetch(`${base}/${encodeURIComponent(rid)}/watched`, {
+      method: 'POST',
+      keepalive: true,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ranges }),
+    }).catch(() => {
+      pending = ranges.concat(pending);
+    });
+  };
+  setInterval(report, 15000);
+  main.addEventListener('pause', report);
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) report();
+  });
+  window.addEventListener('pagehide', report);
   replace(
     root,
     h('main', { class: 'replay' }, [

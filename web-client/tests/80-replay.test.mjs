@@ -74,5 +74,24 @@ test('record in the browser, then replay with chat in step', async () => {
   });
   await admin.locator('.replay-chat .msg', { hasText: '回放里的消息' }).waitFor();
 
-  for (const p of [host, li, admin]) await p.context().close();
+  // A teacher's replay link: the watched stretch is reported for grading.
+  const link = await api('POST', `/sessions/${s.id}/replay-tokens`, { identity: 't-7', name: '补看的老师' });
+  const teacher = await newPage(browser, { label: 'teacher' });
+  const url = link.replay_url.startsWith(BASE) ? link.replay_url : `${BASE}/replay?session=${s.id}&token=${link.token}`;
+  await teacher.goto(url);
+  const tv = teacher.locator('video.replay-video');
+  await tv.waitFor();
+  await tv.evaluate((v) => /** @type {HTMLVideoElement} */ (v).play());
+  await new Promise((r) => setTimeout(r, 3000));
+  await tv.evaluate((v) => /** @type {HTMLVideoElement} */ (v).pause());
+  const row = await waitFor(
+    async () => {
+      const rows = await api('GET', `/sessions/${s.id}/report`);
+      return rows.find((/** @type {any} */ r) => r.identity === 't-7' && r.replay_seconds >= 2);
+    },
+    { what: "the teacher's watched time in the report" },
+  );
+  assert.ok(row.replay_seconds <= 4, `${row.replay_seconds} s`);
+
+  for (const p of [host, li, admin, teacher]) await p.context().close();
 });
