@@ -87,12 +87,14 @@ impl Recording {
         Ok((Recording { tx: tx.clone() }, Tap { tx }))
     }
 
-    pub fn pause(&self) {
-        let _ = self.tx.try_send(Msg::Pause);
+    /// Stops the clock. Waits for room in the queue: a pause must never be
+    /// dropped, or media and timeline would drift apart.
+    pub async fn pause(&self) {
+        let _ = self.tx.send(Msg::Pause).await;
     }
 
-    pub fn resume(&self) {
-        let _ = self.tx.try_send(Msg::Resume);
+    pub async fn resume(&self) {
+        let _ = self.tx.send(Msg::Resume).await;
     }
 
     /// Finishes every file; resolves with the manifest.

@@ -56,6 +56,8 @@ const CUE_CLUSTER_POSITION: u32 = 0xF1;
 
 /// "Size unknown": 8 bytes, all value bits set.
 const UNKNOWN_SIZE: [u8; 8] = [0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+/// Bytes of the Duration element (2-byte id, 1-byte size, 8-byte float).
+const DURATION_LEN: u64 = 11;
 /// Bytes kept free at the start of the segment for the seek head.
 const SEEK_HEAD_SPACE: u64 = 96;
 /// A new cluster after this long (a block's time is 16-bit relative)…
@@ -135,7 +137,7 @@ pub struct WebmWriter<W: Write + Seek> {
     segment_start: u64,
     /// Where the 8-byte size of the segment is.
     segment_size_at: u64,
-    /// Where the duration's 8-byte float is.
+    /// Where the Duration element goes (a Void until then).
     duration_at: u64,
     info_at: u64,
     tracks_at: u64,
@@ -173,8 +175,10 @@ impl<W: Write + Seek> WebmWriter<W> {
         info.extend(uint(TIMESTAMP_SCALE, 1_000_000)); // milliseconds
         info.extend(string(MUXING_APP, "lectern"));
         info.extend(string(WRITING_APP, "lectern"));
-        let duration_offset_in_info = info.len() + 3; // id (2) + size (1)
-        info.extend(float(DURATION, 0.0));
+        // The duration is unknown until the end: a Void of the same size
+        // holds its place (Matroska wants a duration above 0, or none).
+        let duration_offset_in_info = info.len();
+        info.extend(void(DURATION_LEN));
         let info_el = element(INFO, &info);
         let header_len = info_el.len() - info.len();
         out.write_all(&info_el)?;
@@ -288,9 +292,9 @@ impl<W: Write + Seek> WebmWriter<W> {
         self.out.seek(SeekFrom::Start(self.segment_start))?;
         self.out.write_all(&head)?;
         self.out.write_all(&void(rest))?;
-        let duration = end_ms.unwrap_or(self.last_ms).max(self.last_ms) as f64;
+        let duration = end_ms.unwrap_or(self.last_ms).max(self.last_ms).max(1) as f64;
         self.out.seek(SeekFrom::Start(self.duration_at))?;
-        self.out.write_all(&duration.to_be_bytes())?;
+        self.out.write_all(&float(DURATION, duration))?;
         // A known segment size: 8-byte vint.
         let size = end - self.segment_start;
         self.out.seek(SeekFrom::Start(self.segment_size_at))?;

@@ -1301,12 +1301,12 @@ impl RoomActor {
             EventKind::RecordingPaused { .. } => {
                 self.media.set_recording(None).await;
                 if let Some((rec, _)) = &self.recording {
-                    rec.pause();
+                    rec.pause().await;
                 }
             }
             EventKind::RecordingResumed { .. } => {
                 if let Some((rec, tap)) = &self.recording {
-                    rec.resume();
+                    rec.resume().await;
                     self.media.set_recording(Some(tap.clone())).await;
                 }
             }

@@ -75,10 +75,16 @@ export async function replayPage(root) {
   const chat = h('ol', { class: 'chat-list replay-chat', 'aria-live': 'polite' });
   tx(chat, 'chat.label', { attr: 'aria-label' });
   const shown = new Set();
+  let shownKey = '';
   const render = () => {
     const now = main.currentTime * 1000;
-    const due = timeline.filter((/** @type {any} */ e) => e.offset_ms <= now && (e.type === 'chat_message' || e.type === 'question_asked'));
-    if (due.length === shown.size) return;
+    const past = timeline.filter((/** @type {any} */ e) => e.offset_ms <= now);
+    // A message deleted by then is gone from the replay too.
+    const deleted = new Set(past.filter((/** @type {any} */ e) => e.type === 'chat_deleted').map((/** @type {any} */ e) => e.message_id));
+    const due = past.filter((/** @type {any} */ e) => (e.type === 'chat_message' && !deleted.has(e.message.id)) || e.type === 'question_asked');
+    const key = due.map((/** @type {any} */ e) => e.seq).join(',');
+    if (key === shownKey) return;
+    shownKey = key;
     shown.clear();
     replace(
       chat,
