@@ -167,6 +167,9 @@ pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server,
         sfu,
         hub.clone(),
     );
+    // Recordings the last run left unfinished are finalized before any
+    // room loads (each room then records the interrupted stop).
+    record::session::recover(config.data_dir.join("recordings"), store.clone()).await;
     rooms.recover().await?;
     let shutdown = CancellationToken::new();
     // Delivery stops with the server; what is left is sent after a restart.

@@ -210,3 +210,93 @@ async fn run(id: String, dir: PathBuf, mut rx: mpsc::Receiver<Msg>) {
         }
     }
 }
+
+/// At start-up: ends every recording the last run left unfinished (the
+/// server stopped while it was written). Each file is finalized (a cut-off
+/// last block dropped; cues, duration and size added) and a manifest is
+/// written with the tracks' owners from the timeline. Returns how many.
+pub async fn recover(dir: PathBuf, store: crate::store::DynStore) -> usize {
+    let mut done = 0;
+    let Ok(sessions) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    for s in sessions.flatten() {
+        let session = s.file_name().to_string_lossy().to_string();
+        let Ok(recs) = std::fs::read_dir(s.path()) else {
+            continue;
+        };
+        for r in recs.flatten() {
+            let rdir = r.path();
+            if rdir.join("recording.json").exists() || !rdir.is_dir() {
+                continue;
+            }
+            // Owners and kinds of the session's tracks, from the timeline.
+            let mut owners: HashMap<String, (String, &'static str)> = HashMap::new();
+            if let Ok(events) = store.events(&session, 0, None, &["track_published"]).await {
+                for e in events {
+                    if let Ok(ev) = serde_json::from_str::<crate::protocol::Event>(&e.frame) {
+                        if let crate::protocol::EventKind::TrackPublished { track } = ev.kind {
+                            let kind = match track.kind {
+                                crate::protocol::TrackKind::Audio => "audio",
+                                crate::protocol::TrackKind::Video => "video",
+                            };
+                            owners.insert(track.id, (track.owner, kind));
+                        }
+                    }
+                }
+            }
+            let id = r.file_name().to_string_lossy().to_string();
+            let rdir2 = rdir.clone();
+            let files = tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                for f in std::fs::read_dir(&rdir2).into_iter().flatten().flatten() {
+                    let name = f.file_name().to_string_lossy().to_string();
+                    if !name.ends_with(".webm") {
+                        continue;
+                    }
+                    match super::webm::finalize(&f.path()) {
+                        Ok((frames, last_ms)) => out.push((name, frames, last_ms)),
+                        Err(e) => tracing::warn!(file = %f.path().display(), "cannot finalize recording: {e}"),
+                    }
+                }
+                out
+            })
+            .await
+            .unwrap_or_default();
+            let mut tracks = Vec::new();
+            let mut duration_ms = 0;
+            for (file, frames, last_ms) in files {
+                duration_ms = duration_ms.max(last_ms);
+                let (track_id, source) = file
+                    .trim_end_matches(".webm")
+                    .split_once('-')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .unwrap_or_default();
+                let (owner, kind) = owners.get(&track_id).cloned().unwrap_or_default();
+                let bytes = std::fs::metadata(rdir.join(&file)).map_or(0, |m| m.len());
+                tracks.push(TrackFile {
+                    track_id,
+                    owner,
+                    source,
+                    kind,
+                    file,
+                    frames,
+                    bytes,
+                });
+            }
+            tracks.sort_by(|a, b| a.file.cmp(&b.file));
+            let manifest = Manifest {
+                id: id.clone(),
+                duration_ms,
+                tracks,
+            };
+            if let Ok(json) = serde_json::to_vec_pretty(&manifest) {
+                if std::fs::write(rdir.join("recording.json"), json).is_ok() {
+                    tracing::info!(session = %session, recording = %id, "finalized a recording left unfinished");
+                    done += 1;
+                }
+            }
+        }
+    }
+    done
+}

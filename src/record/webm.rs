@@ -305,6 +305,183 @@ impl<W: Write + Seek> WebmWriter<W> {
     }
 }
 
+/// Reads an EBML id at `i` (1–4 bytes, length from the first byte).
+fn read_id(b: &[u8], i: usize) -> Option<(u32, usize)> {
+    let first = *b.get(i)?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 4 || i + len > b.len() {
+        return None;
+    }
+    let mut v = 0u32;
+    for x in &b[i..i + len] {
+        v = (v << 8) | *x as u32;
+    }
+    Some((v, len))
+}
+
+/// Reads an EBML size at `i`; `None` inside for "unknown".
+fn read_size(b: &[u8], i: usize) -> Option<(Option<u64>, usize)> {
+    let first = *b.get(i)?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 8 || i + len > b.len() {
+        return None;
+    }
+    let mut v = (first as u64) & ((1u64 << (8 - len)) - 1);
+    for x in &b[i + 1..i + len] {
+        v = (v << 8) | *x as u64;
+    }
+    let unknown = v == (1u64 << (7 * len)) - 1;
+    Some(((!unknown).then_some(v), len))
+}
+
+/// Ends a file that was never finished (the server stopped while it was
+/// written): drops a cut-off last block, then adds cues, seek head,
+/// duration and size as [`WebmWriter::finish`] would. Returns the frames
+/// and the last frame's time (ms).
+pub fn finalize(path: &std::path::Path) -> io::Result<(u64, i64)> {
+    let bytes = std::fs::read(path)?;
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "not a WebM file Lectern wrote");
+    let (id, n) = read_id(&bytes, 0).ok_or_else(bad)?;
+    if id != EBML {
+        return Err(bad());
+    }
+    let (size, m) = read_size(&bytes, n).ok_or_else(bad)?;
+    let mut i = n + m + size.ok_or_else(bad)? as usize;
+    let (id, n) = read_id(&bytes, i).ok_or_else(bad)?;
+    if id != SEGMENT {
+        return Err(bad());
+    }
+    let segment_size_at = (i + n) as u64;
+    let (_, m) = read_size(&bytes, i + n).ok_or_else(bad)?;
+    let segment_start = (i + n + m) as u64;
+    i += n + m;
+    let (mut info_at, mut tracks_at, mut duration_at) = (None, None, None);
+    let mut cues = Vec::new();
+    let (mut cluster_ms, mut last_ms, mut blocks, mut good_end) = (0i64, 0i64, 0u64, i);
+    let mut codec = None;
+    while i < bytes.len() {
+        let Some((id, n)) = read_id(&bytes, i) else {
+            break;
+        };
+        let Some((size, m)) = read_size(&bytes, i + n) else {
+            break;
+        };
+        let body = i + n + m;
+        match (id, size) {
+            (CLUSTER, None) => {
+                // Children follow directly; the cluster ends at the next cluster.
+                let at = (i as u64) - segment_start;
+                i = body;
+                let mut first_block = true;
+                while i < bytes.len() {
+                    let Some((cid, cn)) = read_id(&bytes, i) else {
+                        break;
+                    };
+                    if cid == CLUSTER || cid == CUES {
+                        break;
+                    }
+                    let Some((Some(cs), cm)) = read_size(&bytes, i + cn) else {
+                        break;
+                    };
+                    let cbody = i + cn + cm;
+                    let cend = cbody + cs as usize;
+                    if cend > bytes.len() {
+                        break; // cut off mid-element
+                    }
+                    if cid == TIMESTAMP {
+                        cluster_ms = bytes[cbody..cend]
+                            .iter()
+                            .fold(0i64, |v, x| (v << 8) | *x as i64);
+                    } else if cid == SIMPLE_BLOCK && cs >= 4 {
+                        let rel = i16::from_be_bytes([bytes[cbody + 1], bytes[cbody + 2]]) as i64;
+                        let key = bytes[cbody + 3] & 0x80 != 0;
+                        if first_block {
+                            if key || matches!(codec, Some(Codec::Opus { .. })) {
+                                cues.push((cluster_ms + rel, at));
+                            }
+                            first_block = false;
+                        }
+                        last_ms = cluster_ms + rel;
+                        blocks += 1;
+                    }
+                    i = cend;
+                    good_end = i;
+                }
+                continue;
+            }
+            (_, Some(size)) => {
+                let end = body + size as usize;
+                if end > bytes.len() {
+                    break;
+                }
+                let rel = (i as u64) - segment_start;
+                match id {
+                    INFO => {
+                        info_at = Some(rel);
+                        // The Duration placeholder: the first Void in Info.
+                        let mut j = body;
+                        while j < end {
+                            let Some((cid, cn)) = read_id(&bytes, j) else {
+                                break;
+                            };
+                            let Some((Some(cs), cm)) = read_size(&bytes, j + cn) else {
+                                break;
+                            };
+                            if cid == VOID || cid == DURATION {
+                                duration_at = Some(j as u64);
+                                break;
+                            }
+                            j += cn + cm + cs as usize;
+                        }
+                    }
+                    TRACKS => {
+                        tracks_at = Some(rel);
+                        let t = &bytes[body..end];
+                        codec = Some(if t.windows(5).any(|w| w == b"V_VP8") {
+                            Codec::Vp8 {
+                                width: 0,
+                                height: 0,
+                            }
+                        } else {
+                            Codec::Opus { channels: 2 }
+                        });
+                    }
+                    _ => {}
+                }
+                i = end;
+                good_end = i;
+            }
+            _ => break,
+        }
+    }
+    let (Some(info_at), Some(tracks_at), Some(duration_at), Some(codec)) =
+        (info_at, tracks_at, duration_at, codec)
+    else {
+        return Err(bad());
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    f.set_len(good_end as u64)?;
+    f.seek(SeekFrom::Start(good_end as u64))?;
+    let w = WebmWriter {
+        out: f,
+        codec,
+        segment_start,
+        segment_size_at,
+        duration_at,
+        info_at,
+        tracks_at,
+        cluster: None,
+        cues,
+        last_ms,
+        blocks,
+    };
+    w.finish(None)?;
+    Ok((blocks, last_ms))
+}
+
 /// A Void element of exactly `len` bytes (at least 2).
 fn void(len: u64) -> Vec<u8> {
     // 1 byte id + 8-byte size + payload, or 1 + 1 for short ones.
@@ -367,6 +544,38 @@ mod tests {
         assert_eq!(size_bytes(127), [0x40, 0x7F]);
         assert_eq!(size_bytes(16_382), [0x7F, 0xFE]);
         assert_eq!(size_bytes(16_383), [0x20, 0x3F, 0xFF]);
+    }
+
+    #[test]
+    fn an_unfinished_file_is_finalized_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.webm");
+        let f = std::fs::File::create(&path).unwrap();
+        let mut w = WebmWriter::new(f, Codec::Opus { channels: 2 }).unwrap();
+        for i in 0..700 {
+            w.write_frame(i * 20, true, &[0xFC, 0xFF, 0xFE]).unwrap();
+        }
+        w.flush().unwrap();
+        drop(w); // never finished
+                 // A crash in the middle of a block: cut the last few bytes off.
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+        let (frames, last) = finalize(&path).unwrap();
+        assert_eq!(frames, 699, "the cut-off block is dropped");
+        assert_eq!(last, 698 * 20);
+        let bytes = std::fs::read(&path).unwrap();
+        let find = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle);
+        let d = find(&[0x44, 0x89, 0x88]).unwrap() + 3;
+        assert_eq!(
+            f64::from_be_bytes(bytes[d..d + 8].try_into().unwrap()),
+            13960.0
+        );
+        assert!(find(&[0x1C, 0x53, 0xBB, 0x6B]).is_some(), "cues");
     }
 
     #[test]

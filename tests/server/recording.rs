@@ -315,3 +315,67 @@ async fn a_teacher_with_a_replay_link_reports_watched_time_for_grading() {
     let ws = crate::common::TestClient::connect(&format!("{}?token={token}", s.ws_url())).await;
     assert!(ws.is_err());
 }
+
+#[tokio::test]
+async fn a_recording_cut_by_a_crash_is_finalized_on_restart_and_plays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut server = crate::restart::spawn_server_with(&data, &[]);
+    let s = server.as_test_server();
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    host.request(ClientMsg::RecordStart).await.unwrap();
+    let publisher = publish(&mut host, false).await.expect("audio");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    server.child.kill().unwrap(); // SIGKILL mid-recording
+    server.child.wait().unwrap();
+    publisher.stop();
+
+    let mut server = crate::restart::spawn_server_with(&data, &[]);
+    let s = server.as_test_server();
+    let (status, list) = s
+        .api("GET", &format!("/api/v1/sessions/{id}/recordings"), None)
+        .await;
+    assert_eq!(status, 200);
+    let rec = &list[0];
+    assert_eq!(rec["finished"], true, "finalized at start-up: {list}");
+    let track = &rec["tracks"][0];
+    assert_eq!(
+        (track["owner"].as_str(), track["kind"].as_str()),
+        (Some("host"), Some("audio"))
+    );
+    let frames = track["frames"].as_u64().unwrap();
+    assert!(frames > 50, "{frames}");
+    let bytes = reqwest::Client::new()
+        .get(format!("{}{}", s.base, track["url"].as_str().unwrap()))
+        .bearer_auth(&s.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    crate::record_files::ensure_ffmpeg();
+    let local = tmp.path().join("mic.webm");
+    std::fs::write(&local, &bytes).unwrap();
+    let (codec, secs, packets) = crate::record_files::ffprobe(&local, "a:0", "-count_packets");
+    assert_eq!(codec, "opus");
+    assert_eq!(packets, frames);
+    assert!(secs > 1.0 && secs < 3.5, "{secs} s");
+    // The room notes the interrupted recording in the timeline.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let events = s.events(&id).await;
+        if let Some(e) = events.iter().find(|e| e["type"] == "recording_stopped") {
+            assert_eq!(e["reason"], "server_restart");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "recording_stopped recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
