@@ -26,6 +26,16 @@ pub struct Config {
     pub limits: Limits,
     pub media: crate::media::MediaConfig,
     pub grading: GradingConfig,
+    pub recording: RecordingConfig,
+}
+
+/// Recording storage.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Recordings finished longer ago than this are deleted (checked at
+    /// start-up and every hour); 0 keeps them forever.
+    pub retention_days: f64,
 }
 
 /// Where participation events go, and how they are scored (docs/grading.md).
@@ -131,6 +141,7 @@ impl Default for Config {
             limits: Limits::default(),
             media: Default::default(),
             grading: Default::default(),
+            recording: Default::default(),
         }
     }
 }
@@ -175,6 +186,10 @@ impl Config {
             .rubric
             .validate()
             .map_err(|e| format!("grading.{e}"))?;
+        let r = self.recording.retention_days;
+        if !(r.is_finite() && r >= 0.0) {
+            return Err("recording.retention_days must be 0 (keep) or more".into());
+        }
         if !(self.grading.retry_scale > 0.0 && self.grading.retry_scale <= 100.0) {
             return Err("grading.retry_scale must be above 0 and at most 100".into());
         }

@@ -169,7 +169,22 @@ pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server,
     );
     // Recordings the last run left unfinished are finalized before any
     // room loads (each room then records the interrupted stop).
-    record::session::recover(config.data_dir.join("recordings"), store.clone()).await;
+    let recordings = config.data_dir.join("recordings");
+    record::session::recover(recordings.clone(), store.clone()).await;
+    if config.recording.retention_days > 0.0 {
+        let days = config.recording.retention_days;
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                let dir = recordings.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    record::session::apply_retention(&dir, days)
+                })
+                .await;
+            }
+        });
+    }
     rooms.recover().await?;
     let shutdown = CancellationToken::new();
     // Delivery stops with the server; what is left is sent after a restart.

@@ -300,3 +300,56 @@ pub async fn recover(dir: PathBuf, store: crate::store::DynStore) -> usize {
     }
     done
 }
+
+/// Deletes recordings finished more than `days` ago (by their manifest's
+/// time); unfinished ones are left for [`recover`]. Returns how many.
+pub fn apply_retention(dir: &std::path::Path, days: f64) -> usize {
+    if days <= 0.0 {
+        return 0;
+    }
+    let keep = Duration::from_secs_f64(days * 86_400.0);
+    let mut removed = 0;
+    for s in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for r in std::fs::read_dir(s.path()).into_iter().flatten().flatten() {
+            let manifest = r.path().join("recording.json");
+            let old = std::fs::metadata(&manifest)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > keep);
+            if old && std::fs::remove_dir_all(r.path()).is_ok() {
+                tracing::info!(recording = %r.path().display(), "deleted by the retention setting");
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_deletes_old_finished_recordings_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str, age_days: u64, finished: bool| {
+            let d = dir.path().join("s1").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("a.webm"), b"x").unwrap();
+            if finished {
+                let f = std::fs::File::create(d.join("recording.json")).unwrap();
+                let t = std::time::SystemTime::now() - Duration::from_secs(age_days * 86_400);
+                f.set_modified(t).unwrap();
+            }
+            d
+        };
+        let old = make("R1", 40, true);
+        let fresh = make("R2", 2, true);
+        let unfinished = make("R3", 0, false);
+        assert_eq!(apply_retention(dir.path(), 0.0), 0, "0 keeps everything");
+        assert_eq!(apply_retention(dir.path(), 30.0), 1);
+        assert!(!old.exists());
+        assert!(fresh.exists() && unfinished.exists());
+    }
+}
