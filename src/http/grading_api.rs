@@ -65,18 +65,16 @@ pub struct ReportQuery {
 /// The admin key, or a host's or moderator's own join or resume token for
 /// this session (so the classroom can show the report to staff).
 fn may_read_report(app: &App, headers: &HeaderMap, session: &str) -> Result<(), ApiError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or_default();
-    if crate::auth::constant_time_eq(given.as_bytes(), app.admin_key.as_bytes()) {
-        return Ok(());
-    }
-    match app.keys.verify(given, Timestamp::now()) {
-        Ok(c) if c.sid == session && c.role.allows(Permission::RosterView) && c.role != Role::Observer => Ok(()),
-        Ok(_) => Err(ApiError::new(
+    match super::caller(app, headers) {
+        Ok(super::Caller::Admin) => Ok(()),
+        Ok(super::Caller::Token(c))
+            if c.sid == session
+                && c.role.allows(Permission::RosterView)
+                && c.role != Role::Observer =>
+        {
+            Ok(())
+        }
+        Ok(super::Caller::Token(_)) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             crate::protocol::ErrorCode::Forbidden,
             "only hosts and moderators of this session may read its report",

@@ -23,6 +23,32 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// Who sent a request, by its `Authorization: Bearer …` credential.
+pub enum Caller {
+    Admin,
+    /// A valid (signed, unexpired) join, resume or replay token.
+    Token(crate::auth::Claims),
+}
+
+/// Reads the bearer credential: the admin key, or a token this server signed.
+pub fn caller(
+    app: &App,
+    headers: &axum::http::HeaderMap,
+) -> Result<Caller, crate::auth::TokenError> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    if crate::auth::constant_time_eq(given.as_bytes(), app.admin_key.as_bytes()) {
+        return Ok(Caller::Admin);
+    }
+    app.keys
+        .verify(given, crate::protocol::Timestamp::now())
+        .map(Caller::Token)
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {

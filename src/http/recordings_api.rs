@@ -154,18 +154,10 @@ struct Listed {
 /// Who may watch: the admin key, or a token for this session (a replay
 /// token, or a member's join or resume token). `Some` claims for a token.
 fn viewer(app: &App, headers: &HeaderMap, session: &str) -> Result<Option<Claims>, ApiError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or_default();
-    if crate::auth::constant_time_eq(given.as_bytes(), app.admin_key.as_bytes()) {
-        return Ok(None);
-    }
-    match app.keys.verify(given, Timestamp::now()) {
-        Ok(c) if c.sid == session => Ok(Some(c)),
-        Ok(_) => Err(ApiError::new(
+    match super::caller(app, headers) {
+        Ok(super::Caller::Admin) => Ok(None),
+        Ok(super::Caller::Token(c)) if c.sid == session => Ok(Some(c)),
+        Ok(super::Caller::Token(_)) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             crate::protocol::ErrorCode::Forbidden,
             "this token is for another session",

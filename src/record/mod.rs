@@ -1,11 +1,13 @@
-//! Recording (issue #7, in progress): each published track written as it
-//! arrives, without decoding, into a WebM file a browser plays directly.
+//! Recording: each published VP8 or Opus track written as it arrives,
+//! without decoding, into a WebM file a browser plays directly
+//! (docs/recording.md).
 //!
-//! Built so far: the WebM writer ([`webm`]), VP8 frame reassembly from RTP
-//! ([`vp8`]), [`TrackRecorder`], which turns one track's RTP packets into a
-//! file with times on the recording's clock, and [`session::Recording`],
-//! which records every track of a session with pause and resume. Not yet:
-//! the replay API and page, finalizing files after a crash, retention.
+//! [`webm`] writes and finalizes the files, [`vp8`] reassembles VP8 frames
+//! from RTP, [`TrackRecorder`] puts one track's packets on the recording's
+//! clock, and [`session`] runs one recording of a session (pause and
+//! resume, manifest), finalizes recordings a crash left unfinished, and
+//! applies the retention setting. The replay API lives in
+//! `http::recordings_api`, the replay page in `web-client/src/replay.js`.
 
 pub mod session;
 pub mod vp8;

@@ -2,7 +2,7 @@
 // report, for the classroom. Each builder returns its element and a render
 // function the classroom calls when the room changes.
 
-import { h, replace } from './dom.js';
+import { h, replace, saveAs } from './dom.js';
 import { t, tx } from './i18n.js';
 
 /**
@@ -237,11 +237,7 @@ export function staffPanel(room, send, token) {
   });
   csv.addEventListener('click', async () => {
     const r = await fetchReport('?format=csv').catch(() => null);
-    if (!r || !r.ok) return;
-    const a = h('a', { href: URL.createObjectURL(await r.blob()), download: `report-${sid()}.csv` });
-    document.body.append(a);
-    a.click();
-    a.remove();
+    if (r?.ok) await saveAs(r, `report-${sid()}.csv`);
   });
   const el = h('div', { class: 'panel staff' }, [tx(h('h3'), 'presence.heading'), start, status, tx(h('h3'), 'report.heading'), h('div', { class: 'row' }, [load, csv]), table]);
   return {

@@ -1,7 +1,7 @@
 // The admin page: with the admin key, create sessions, make join links for
 // each role, see who is present, read attendance and download it as CSV.
 
-import { h, replace, clock, copyText } from './dom.js';
+import { h, replace, clock, copyText, saveAs } from './dom.js';
 import { t, tx, onLang } from './i18n.js';
 
 const KEY_STORE = 'lectern.admin_key';
@@ -180,13 +180,7 @@ export function adminPage(root) {
       text: t('admin.csv'),
       onclick: async () => {
         const r = await call('GET', `/sessions/${id}/attendance?format=csv`, undefined, true);
-        if (!r) return;
-        const blob = await r.blob();
-        const a = h('a', { href: URL.createObjectURL(blob), download: `attendance-${id}.csv` });
-        document.body.append(a);
-        a.click();
-        a.remove();
-        setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+        if (r) await saveAs(r, `attendance-${id}.csv`);
       },
     });
     const reportCsv = h('button', {
@@ -194,11 +188,7 @@ export function adminPage(root) {
       text: t('admin.report_csv'),
       onclick: async () => {
         const r = await call('GET', `/sessions/${id}/report?format=csv`, undefined, true);
-        if (!r) return;
-        const a = h('a', { href: URL.createObjectURL(await r.blob()), download: `report-${id}.csv` });
-        document.body.append(a);
-        a.click();
-        a.remove();
+        if (r) await saveAs(r, `report-${id}.csv`);
       },
     });
     const minutes = (/** @type {number} */ sec) => (sec / 60).toFixed(1);

@@ -86,3 +86,17 @@ export async function copyText(text) {
     return ok;
   }
 }
+
+/**
+ * Saves a fetched response as a file (for downloads that need an
+ * Authorization header, which a plain link cannot send).
+ * @param {Response} r
+ * @param {string} name
+ */
+export async function saveAs(r, name) {
+  const a = h('a', { href: URL.createObjectURL(await r.blob()), download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
