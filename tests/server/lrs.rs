@@ -91,55 +91,85 @@ impl Lrs {
             .status()
             .unwrap();
         assert!(st.success(), "ralph auth");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         // Our launcher: Ralph's LRS without its reloader, appending to its
-        // file (see tests/server/support/ralph_lrs.py).
+        // file (see tests/server/support/ralph_lrs.py). A port picked free
+        // can be taken before Ralph binds it, so a launcher that exits is
+        // started again on another port.
         let launcher =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/server/support/ralph_lrs.py");
-        let child = Command::new(venv().join("bin").join("python"))
-            .arg(launcher)
-            .arg(port.to_string())
-            .arg(&store)
-            .env("RALPH_APP_DIR", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lrs = Lrs {
+        let log = dir.path().join("ralph.log");
+        let mut tries = 0;
+        let (child, port) = loop {
+            tries += 1;
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new(venv().join("bin").join("python"))
+                .arg(&launcher)
+                .arg(port.to_string())
+                .arg(&store)
+                .env("RALPH_APP_DIR", dir.path())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            // Up to 90 s for the first start: importing Ralph on a loaded
+            // two-core machine right after installing it can be slow.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+            let up = loop {
+                if statements_at(port).await.is_some() {
+                    break true;
+                }
+                if child.try_wait().ok().flatten().is_some()
+                    || tokio::time::Instant::now() > deadline
+                {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break false;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            if up {
+                break (child, port);
+            }
+            assert!(
+                tries < 3,
+                "Ralph did not start; its log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Lrs {
             child,
             base: format!("http://127.0.0.1:{port}/xAPI"),
             _dir: dir,
-        };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while lrs.statements().await.is_none() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "Ralph did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        lrs
     }
 
     /// Every statement stored, or `None` while the LRS is not up.
     async fn statements(&self) -> Option<Vec<Value>> {
-        let r = reqwest::Client::new()
-            .get(format!("{}/statements?limit=1000", self.base))
-            .basic_auth(USER, Some(PASSWORD))
-            .header("X-Experience-API-Version", "1.0.3")
-            .send()
-            .await
-            .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        let v: Value = r.json().await.ok()?;
-        v["statements"].as_array().cloned()
+        fetch_statements(&self.base).await
     }
+}
+
+async fn statements_at(port: u16) -> Option<Vec<Value>> {
+    fetch_statements(&format!("http://127.0.0.1:{port}/xAPI")).await
+}
+
+async fn fetch_statements(base: &str) -> Option<Vec<Value>> {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/statements?limit=1000"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("X-Experience-API-Version", "1.0.3")
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    let v: Value = r.json().await.ok()?;
+    v["statements"].as_array().cloned()
 }
 
 fn verbs(statements: &[Value]) -> HashMap<String, usize> {
