@@ -88,6 +88,35 @@ fn ivf_frames(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
+/// `secs` seconds of real VP8 (ffmpeg's test pattern, 320×240 at 30
+/// frames/s, a keyframe every `gop` frames), as IVF frames.
+fn vp8_test_video(dir: &Path, secs: u32, gop: u32) -> Vec<(u64, Vec<u8>)> {
+    let ivf = dir.join("src.ivf");
+    let st = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=30",
+        ])
+        .args([
+            "-t",
+            &secs.to_string(),
+            "-c:v",
+            "libvpx",
+            "-g",
+            &gop.to_string(),
+        ])
+        .args(["-b:v", "300k", "-f", "ivf"])
+        .arg(&ivf)
+        .status()
+        .unwrap();
+    assert!(st.success(), "ffmpeg made the test video");
+    ivf_frames(&std::fs::read(&ivf).unwrap())
+}
+
 /// Sends VP8 frames as RTP packets (1,000-byte chunks, S bit on the first,
 /// marker on the last) at 30 frames/s.
 fn record_vp8(rec: &mut TrackRecorder, frames: &[(u64, Vec<u8>)]) {
@@ -116,24 +145,7 @@ fn recorded_vp8_and_opus_files_parse_with_the_right_counts_and_duration() {
     ensure_ffmpeg();
     let dir = tempfile::tempdir().unwrap();
     // Ten seconds of real VP8 from ffmpeg's test pattern.
-    let ivf = dir.path().join("src.ivf");
-    let st = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=30",
-        ])
-        .args([
-            "-t", "10", "-c:v", "libvpx", "-g", "60", "-b:v", "300k", "-f", "ivf",
-        ])
-        .arg(&ivf)
-        .status()
-        .unwrap();
-    assert!(st.success(), "ffmpeg made the test video");
-    let frames = ivf_frames(&std::fs::read(&ivf).unwrap());
+    let frames = vp8_test_video(dir.path(), 10, 60);
     assert_eq!(frames.len(), 300);
 
     let video = dir.path().join("camera.webm");
@@ -170,22 +182,7 @@ fn recorded_vp8_and_opus_files_parse_with_the_right_counts_and_duration() {
 fn a_file_cut_short_still_plays_up_to_its_last_frame() {
     ensure_ffmpeg();
     let dir = tempfile::tempdir().unwrap();
-    let ivf = dir.path().join("src.ivf");
-    let st = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=30",
-        ])
-        .args(["-t", "4", "-c:v", "libvpx", "-g", "30", "-f", "ivf"])
-        .arg(&ivf)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let frames = ivf_frames(&std::fs::read(&ivf).unwrap());
+    let frames = vp8_test_video(dir.path(), 4, 30);
     let video = dir.path().join("camera.webm");
     let mut rec = TrackRecorder::new(&video, Kind::Vp8);
     record_vp8(&mut rec, &frames);
