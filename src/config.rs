@@ -30,12 +30,26 @@ pub struct Config {
 }
 
 /// Recording storage.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecordingConfig {
     /// Recordings finished longer ago than this are deleted (checked at
     /// start-up and every hour); 0 keeps them forever.
     pub retention_days: f64,
+    /// A recording stops (reason `disk_full`) when less than this many
+    /// MiB are free on the recordings' file system, so the database, which
+    /// holds attendance and grading events, keeps room to write. 0: only a
+    /// failed write stops it.
+    pub min_free_mb: u64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            retention_days: 0.0,
+            min_free_mb: 512,
+        }
+    }
 }
 
 /// Where participation events go, and how they are scored (docs/grading.md).

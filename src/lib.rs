@@ -147,6 +147,7 @@ pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server,
         config.media.clone(),
         metrics.clone(),
         config.data_dir.join("recordings"),
+        config.recording.min_free_mb.saturating_mul(1 << 20),
     );
     grading::rubric::set_default(config.grading.rubric.clone());
     let sinks = grading_sinks(&config, &public_url).map_err(StartError::Config)?;

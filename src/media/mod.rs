@@ -81,23 +81,27 @@ pub struct Sfu {
     metrics: Arc<Metrics>,
     /// Where recordings go: `{dir}/{session}/{recording}/`.
     pub recordings_dir: std::path::PathBuf,
+    /// Free bytes a recording leaves on its file system (0: no guard).
+    pub recording_min_free: u64,
 }
 
 impl Sfu {
     pub fn new(config: MediaConfig, metrics: Arc<Metrics>) -> Arc<Sfu> {
-        Sfu::with_recordings(config, metrics, std::path::PathBuf::from("recordings"))
+        Sfu::with_recordings(config, metrics, std::path::PathBuf::from("recordings"), 0)
     }
 
     pub fn with_recordings(
         config: MediaConfig,
         metrics: Arc<Metrics>,
         recordings_dir: std::path::PathBuf,
+        recording_min_free: u64,
     ) -> Arc<Sfu> {
         Arc::new(Sfu {
             ports: PortPicker::new(config.udp_port_min, config.udp_port_max),
             config,
             metrics,
             recordings_dir,
+            recording_min_free,
         })
     }
 }

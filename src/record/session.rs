@@ -7,7 +7,9 @@ use super::{Kind, TrackRecorder};
 use bytes::Bytes;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,6 +56,7 @@ pub struct TrackFile {
 /// The handle the room keeps; the SFU gets a [`Tap`].
 pub struct Recording {
     tx: mpsc::Sender<Msg>,
+    failure: Arc<OnceLock<&'static str>>,
 }
 
 /// Where the SFU puts packets; cheap to clone. Full queue: the packet is
@@ -79,12 +82,29 @@ struct Track {
 }
 
 impl Recording {
-    /// Starts recording into `dir` (created). Returns the handle and the tap.
-    pub fn start(id: String, dir: PathBuf) -> std::io::Result<(Recording, Tap)> {
+    /// Starts recording into `dir` (created), keeping at least `min_free`
+    /// bytes free on its file system (0: no such guard). Returns the handle
+    /// and the tap.
+    pub fn start(id: String, dir: PathBuf, min_free: u64) -> io::Result<(Recording, Tap)> {
         std::fs::create_dir_all(&dir)?;
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(run(id, dir, rx));
-        Ok((Recording { tx: tx.clone() }, Tap { tx }))
+        let failure = Arc::new(OnceLock::new());
+        tokio::spawn(run(id, dir, min_free, rx, failure.clone()));
+        Ok((
+            Recording {
+                tx: tx.clone(),
+                failure,
+            },
+            Tap { tx },
+        ))
+    }
+
+    /// Why the recording stopped writing by itself, if it did: `disk_full`
+    /// (less than the configured space left, or the disk or quota full) or
+    /// `write_failed` (any other write error). The task then writes
+    /// nothing more, but still answers [`Recording::stop`].
+    pub fn failure(&self) -> Option<&'static str> {
+        self.failure.get().copied()
     }
 
     /// Stops the clock. Waits for room in the queue: a pause must never be
@@ -105,7 +125,62 @@ impl Recording {
     }
 }
 
-async fn run(id: String, dir: PathBuf, mut rx: mpsc::Receiver<Msg>) {
+/// The reason a write error stops a recording with.
+fn failure_reason(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => "disk_full",
+        _ => "write_failed",
+    }
+}
+
+/// Bytes available to this process on the file system holding `dir`.
+fn free_space(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: `path` is a valid C string; `st` is plain data the call fills.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// `Some(why)` when fewer than `min_free` bytes are left (0: never).
+fn short_of_space(dir: &Path, min_free: u64) -> Option<String> {
+    if min_free == 0 {
+        return None;
+    }
+    match free_space(dir) {
+        Ok(free) if free < min_free => Some(format!(
+            "{} MiB free on the recordings' disk, less than the {} MiB kept free ([recording] min_free_mb)",
+            free >> 20,
+            min_free >> 20
+        )),
+        _ => None,
+    }
+}
+
+async fn run(
+    id: String,
+    dir: PathBuf,
+    min_free: u64,
+    mut rx: mpsc::Receiver<Msg>,
+    failure: Arc<OnceLock<&'static str>>,
+) {
+    // The first failure stops all writing; the room sees it on its next
+    // tick and stops the recording with the reason.
+    let fail = |reason: &'static str, detail: &str| {
+        if failure.set(reason).is_ok() {
+            tracing::error!(
+                recording = %id,
+                "recording stopped ({reason}): {detail}; the live session goes on"
+            );
+        }
+    };
+    if let Some(why) = short_of_space(&dir, min_free) {
+        fail("disk_full", &why);
+    }
     let mut tracks: HashMap<String, Track> = HashMap::new();
     // The recording's clock: time recorded before the current stretch, and
     // when the current stretch began (none while paused).
@@ -119,17 +194,23 @@ async fn run(id: String, dir: PathBuf, mut rx: mpsc::Receiver<Msg>) {
         let msg = tokio::select! {
             m = rx.recv() => match m { Some(m) => m, None => break },
             _ = flush.tick() => {
+                if failure.get().is_some() {
+                    continue;
+                }
                 for t in tracks.values_mut() {
                     if let Err(e) = t.rec.flush() {
-                        tracing::error!(recording = %id, "recording stopped writing: {e}");
+                        fail(failure_reason(&e), &format!("writing {}: {e}", t.file));
                     }
+                }
+                if let Some(why) = short_of_space(&dir, min_free) {
+                    fail("disk_full", &why);
                 }
                 continue;
             }
         };
         match msg {
             Msg::Packet(p) => {
-                if stretch.is_none() {
+                if stretch.is_none() || failure.get().is_some() {
                     continue;
                 }
                 let ms = now_ms(before, stretch);
@@ -151,7 +232,8 @@ async fn run(id: String, dir: PathBuf, mut rx: mpsc::Receiver<Msg>) {
                     t.rec.rebase();
                 }
                 if let Err(e) = t.rec.push(p.seq, p.timestamp, p.marker, &p.payload, ms) {
-                    tracing::error!(recording = %id, track = %p.track_id, "recording write failed: {e}");
+                    let detail = format!("writing {}: {e}", t.file);
+                    fail(failure_reason(&e), &detail);
                 }
             }
             Msg::Pause => {
@@ -202,7 +284,10 @@ async fn run(id: String, dir: PathBuf, mut rx: mpsc::Receiver<Msg>) {
                     tracks: files,
                 };
                 if let Ok(json) = serde_json::to_vec_pretty(&manifest) {
-                    let _ = std::fs::write(dir.join("recording.json"), json);
+                    if let Err(e) = std::fs::write(dir.join("recording.json"), json) {
+                        // Finished again at the next start-up.
+                        tracing::error!(recording = %id, "writing recording.json: {e}");
+                    }
                 }
                 let _ = reply.send(manifest);
                 return;
@@ -351,5 +436,75 @@ mod tests {
         assert_eq!(apply_retention(dir.path(), 30.0), 1);
         assert!(!old.exists());
         assert!(fresh.exists() && unfinished.exists());
+    }
+
+    fn opus(track: &str, seq: u16) -> RecPacket {
+        RecPacket {
+            track_id: track.into(),
+            owner: "host".into(),
+            source: "microphone",
+            kind: Kind::Opus,
+            ssrc: 7,
+            seq,
+            timestamp: u32::from(seq) * 960,
+            marker: false,
+            payload: Bytes::from(vec![0x78; 200]),
+        }
+    }
+
+    async fn failure_of(rec: &Recording) -> Option<&'static str> {
+        for _ in 0..100 {
+            if let Some(f) = rec.failure() {
+                return Some(f);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_stops_the_writing_with_disk_full() {
+        let dir = tempfile::tempdir().unwrap();
+        // Writes to /dev/full fail with ENOSPC, as on a full disk.
+        std::os::unix::fs::symlink("/dev/full", dir.path().join("TRa-microphone.webm")).unwrap();
+        let (rec, tap) = Recording::start("R1".into(), dir.path().to_path_buf(), 0).unwrap();
+        assert_eq!(rec.failure(), None);
+        for seq in 0..100 {
+            tap.send(opus("TRa", seq));
+        }
+        assert_eq!(failure_of(&rec).await, Some("disk_full"));
+        // Nothing more is written, not even a track that could be.
+        for seq in 0..50 {
+            tap.send(opus("TRb", seq));
+        }
+        let manifest = rec.stop().await.expect("the task still answers stop");
+        assert!(!dir.path().join("TRb-microphone.webm").exists());
+        assert!(manifest.tracks.iter().all(|t| t.track_id == "TRa"));
+    }
+
+    #[tokio::test]
+    async fn too_little_free_space_stops_a_recording_before_it_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, tap) = Recording::start("R1".into(), dir.path().to_path_buf(), u64::MAX).unwrap();
+        assert_eq!(failure_of(&rec).await, Some("disk_full"));
+        tap.send(opus("TRa", 0));
+        let manifest = rec.stop().await.unwrap();
+        assert!(manifest.tracks.is_empty());
+        assert!(dir.path().join("recording.json").exists());
+        assert!(!dir.path().join("TRa-microphone.webm").exists());
+    }
+
+    #[test]
+    fn free_space_is_read_from_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_space(dir.path()).unwrap() > 0);
+        assert!(
+            short_of_space(dir.path(), 0).is_none(),
+            "0 turns the guard off"
+        );
+        assert!(short_of_space(dir.path(), 1).is_none());
+        let why = short_of_space(dir.path(), u64::MAX).unwrap();
+        assert!(why.contains("min_free_mb"), "{why}");
+        assert!(free_space(Path::new("/no/such/dir")).is_err());
     }
 }

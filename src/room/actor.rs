@@ -1287,7 +1287,11 @@ impl RoomActor {
                     .recordings_dir
                     .join(&self.id)
                     .join(&recording_id);
-                match Recording::start(recording_id.clone(), dir) {
+                match Recording::start(
+                    recording_id.clone(),
+                    dir,
+                    self.shared.sfu.recording_min_free,
+                ) {
                     Ok((rec, tap)) => {
                         self.media.set_recording(Some(tap.clone())).await;
                         self.recording = Some((rec, tap));
@@ -1380,10 +1384,17 @@ impl RoomActor {
                 self.emit(e, now, &mut b);
             }
             let a = &self.state.activities;
+            let failed = self.recording.as_ref().and_then(|(r, _)| r.failure());
             if a.recording.is_some() && self.recording.is_none() {
                 // The server stopped while recording: what was written
                 // stays playable; this recording is over.
                 if let Some(e) = a.stop_recording("server", "server_restart") {
+                    self.emit(e, now, &mut b);
+                }
+            } else if let Some(reason) = failed {
+                // The disk is (nearly) full or a write failed: the
+                // recording ends, the class goes on.
+                if let Some(e) = a.stop_recording("server", reason) {
                     self.emit(e, now, &mut b);
                 }
             } else if self.state.session.settings.record == Some(true) && a.recordings == 0 {

@@ -203,6 +203,62 @@ async fn a_session_set_to_record_starts_by_itself_and_stops_when_it_ends() {
 }
 
 #[tokio::test]
+async fn a_recording_short_of_disk_space_stops_with_disk_full_and_the_class_goes_on() {
+    // More free space asked for than any disk has: as if the disk were full.
+    let s = TestServer::start_with(|c| c.recording.min_free_mb = u64::MAX >> 20).await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut p = s.join(&id, "p", Role::Participant).await;
+    let publisher = publish(&mut host, false)
+        .await
+        .expect("host publishes audio");
+    let rid = host.request(ClientMsg::RecordStart).await.unwrap()["recording_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for c in [&mut host, &mut p] {
+        let stopped = c.wait_type("recording_stopped").await;
+        assert_eq!(stopped["recording_id"], rid.as_str());
+        assert_eq!(
+            (stopped["reason"].as_str(), stopped["by"].as_str()),
+            (Some("disk_full"), Some("server"))
+        );
+    }
+    assert_eq!(
+        host.request(ClientMsg::RecordPause).await,
+        Err("invalid_state".into())
+    );
+    // The live session goes on.
+    p.request(ClientMsg::ChatSend {
+        text: "还在上课".into(),
+    })
+    .await
+    .unwrap();
+    let chat = host.wait_type("chat_message").await;
+    assert_eq!(chat["message"]["text"], "还在上课");
+    let late = s.join(&id, "late", Role::Participant).await;
+    assert!(late.welcome["recording"].is_null());
+    // The stopped recording is finished, with nothing written, and the
+    // timeline has the stop.
+    let path = format!("/api/v1/sessions/{id}/recordings");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = s.api("GET", &path, None).await.1;
+        if list[0]["finished"] == true {
+            assert_eq!(list[0]["tracks"], serde_json::json!([]), "{list}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = s.events(&id).await;
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "recording_stopped" && e["reason"] == "disk_full"));
+    publisher.stop();
+}
+
+#[tokio::test]
 async fn a_teacher_with_a_replay_link_reports_watched_time_for_grading() {
     let s = TestServer::start().await;
     let id = s.create_session(SessionKind::Seminar).await;

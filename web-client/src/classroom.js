@@ -172,6 +172,10 @@ export function classroom(root, opts) {
     if (parts.length) changed(parts);
     if (f.type.startsWith('presence_')) staff.render(f);
     if (f.type === 'poll_opened' && room.can('activity.respond')) say(t('poll.opened_note'));
+    // The server stopped the recording by itself: tell the hosts why.
+    if (f.type === 'recording_stopped' && f.by === 'server' && room.can('recording.manage')) {
+      if (f.reason === 'disk_full' || f.reason === 'write_failed') say(t(`rec.stopped_${f.reason}`));
+    }
     if ((f.type === 'poll_answered' && f.identity === room.you?.identity) || f.type === 'poll_closed') {
       if (notice.textContent === t('poll.opened_note')) say('');
     }
