@@ -117,12 +117,12 @@ impl TrackRecorder {
 
     /// Ends the file with its duration and cues; `None` when nothing usable
     /// ever arrived (no file was made).
-    pub fn finish(self, end_ms: Option<i64>) -> io::Result<Option<u64>> {
+    pub fn finish(self, end_ms: Option<i64>) -> io::Result<Option<webm::Span>> {
         match self.writer {
             Some(w) => {
-                let frames = w.blocks();
+                let span = w.span();
                 w.finish(end_ms)?;
-                Ok(Some(frames))
+                Ok(Some(span))
             }
             None => Ok(None),
         }

@@ -50,6 +50,10 @@ pub struct TrackFile {
     pub kind: &'static str,
     pub file: String,
     pub frames: u64,
+    /// The first and last frame's time on the recording's clock (ms): when
+    /// the track is in the replay.
+    pub start_ms: i64,
+    pub end_ms: i64,
     pub bytes: u64,
 }
 
@@ -255,12 +259,17 @@ async fn run(
                 let end = now_ms(before, stretch);
                 let mut files = Vec::new();
                 for (track_id, t) in tracks.drain() {
-                    let frames = match t.rec.finish(Some(end)) {
-                        Ok(Some(n)) => n,
+                    let span = match t.rec.finish(Some(end)) {
+                        Ok(Some(span)) => span,
                         Ok(None) => continue,
                         Err(e) => {
+                            // Finalized at the next start-up.
                             tracing::error!(recording = %id, "finishing {track_id}: {e}");
-                            0
+                            super::webm::Span {
+                                frames: 0,
+                                first_ms: 0,
+                                last_ms: 0,
+                            }
                         }
                     };
                     let bytes = std::fs::metadata(dir.join(&t.file)).map_or(0, |m| m.len());
@@ -273,7 +282,9 @@ async fn run(
                             Kind::Opus => "audio",
                         },
                         file: t.file,
-                        frames,
+                        frames: span.frames,
+                        start_ms: span.first_ms,
+                        end_ms: span.last_ms,
                         bytes,
                     });
                 }
@@ -340,7 +351,7 @@ pub async fn recover(dir: PathBuf, store: crate::store::DynStore) -> usize {
                         continue;
                     }
                     match super::webm::finalize(&f.path()) {
-                        Ok((frames, last_ms)) => out.push((name, frames, last_ms)),
+                        Ok(span) => out.push((name, span)),
                         Err(e) => tracing::warn!(file = %f.path().display(), "cannot finalize recording: {e}"),
                     }
                 }
@@ -350,8 +361,8 @@ pub async fn recover(dir: PathBuf, store: crate::store::DynStore) -> usize {
             .unwrap_or_default();
             let mut tracks = Vec::new();
             let mut duration_ms = 0;
-            for (file, frames, last_ms) in files {
-                duration_ms = duration_ms.max(last_ms);
+            for (file, span) in files {
+                duration_ms = duration_ms.max(span.last_ms);
                 let (track_id, source) = file
                     .trim_end_matches(".webm")
                     .split_once('-')
@@ -365,7 +376,9 @@ pub async fn recover(dir: PathBuf, store: crate::store::DynStore) -> usize {
                     source,
                     kind,
                     file,
-                    frames,
+                    frames: span.frames,
+                    start_ms: span.first_ms,
+                    end_ms: span.last_ms,
                     bytes,
                 });
             }

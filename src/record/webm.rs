@@ -145,8 +145,18 @@ pub struct WebmWriter<W: Write + Seek> {
     cluster: Option<(i64, u64)>,
     /// (time, cluster offset) of each cluster that starts with a keyframe.
     cues: Vec<(i64, u64)>,
+    first_ms: Option<i64>,
     last_ms: i64,
     blocks: u64,
+}
+
+/// What a track's file holds: frames, and the first and last frame's time
+/// on the recording's clock (ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub frames: u64,
+    pub first_ms: i64,
+    pub last_ms: i64,
 }
 
 impl<W: Write + Seek> WebmWriter<W> {
@@ -195,6 +205,7 @@ impl<W: Write + Seek> WebmWriter<W> {
             tracks_at,
             cluster: None,
             cues: Vec::new(),
+            first_ms: None,
             last_ms: 0,
             blocks: 0,
         })
@@ -207,6 +218,15 @@ impl<W: Write + Seek> WebmWriter<W> {
     /// Frames written so far.
     pub fn blocks(&self) -> u64 {
         self.blocks
+    }
+
+    /// Frames written so far and their times.
+    pub fn span(&self) -> Span {
+        Span {
+            frames: self.blocks,
+            first_ms: self.first_ms.unwrap_or(0),
+            last_ms: self.last_ms,
+        }
     }
 
     /// Adds one frame at `ms` (milliseconds from the recording's start,
@@ -240,6 +260,7 @@ impl<W: Write + Seek> WebmWriter<W> {
         block.push(if keyframe { 0x80 } else { 0x00 });
         block.extend_from_slice(data);
         self.out.write_all(&element(SIMPLE_BLOCK, &block))?;
+        self.first_ms.get_or_insert(ms);
         self.last_ms = ms;
         self.blocks += 1;
         Ok(())
@@ -337,8 +358,8 @@ fn read_size(b: &[u8], i: usize) -> Option<(Option<u64>, usize)> {
 /// Ends a file that was never finished (the server stopped while it was
 /// written): drops a cut-off last block, then adds cues, seek head,
 /// duration and size as [`WebmWriter::finish`] would. Returns the frames
-/// and the last frame's time (ms).
-pub fn finalize(path: &std::path::Path) -> io::Result<(u64, i64)> {
+/// and their times.
+pub fn finalize(path: &std::path::Path) -> io::Result<Span> {
     let bytes = std::fs::read(path)?;
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "not a WebM file Lectern wrote");
     let (id, n) = read_id(&bytes, 0).ok_or_else(bad)?;
@@ -358,6 +379,7 @@ pub fn finalize(path: &std::path::Path) -> io::Result<(u64, i64)> {
     let (mut info_at, mut tracks_at, mut duration_at) = (None, None, None);
     let mut cues = Vec::new();
     let (mut cluster_ms, mut last_ms, mut blocks, mut good_end) = (0i64, 0i64, 0u64, i);
+    let mut first_ms = None;
     let mut codec = None;
     while i < bytes.len() {
         let Some((id, n)) = read_id(&bytes, i) else {
@@ -402,6 +424,7 @@ pub fn finalize(path: &std::path::Path) -> io::Result<(u64, i64)> {
                             first_block = false;
                         }
                         last_ms = cluster_ms + rel;
+                        first_ms.get_or_insert(last_ms);
                         blocks += 1;
                     }
                     i = cend;
@@ -475,11 +498,13 @@ pub fn finalize(path: &std::path::Path) -> io::Result<(u64, i64)> {
         tracks_at,
         cluster: None,
         cues,
+        first_ms,
         last_ms,
         blocks,
     };
+    let span = w.span();
     w.finish(None)?;
-    Ok((blocks, last_ms))
+    Ok(span)
 }
 
 /// A Void element of exactly `len` bytes (at least 2).
@@ -552,8 +577,10 @@ mod tests {
         let path = dir.path().join("a.webm");
         let f = std::fs::File::create(&path).unwrap();
         let mut w = WebmWriter::new(f, Codec::Opus { channels: 2 }).unwrap();
+        // A track published 1 s into the recording.
         for i in 0..700 {
-            w.write_frame(i * 20, true, &[0xFC, 0xFF, 0xFE]).unwrap();
+            w.write_frame(1000 + i * 20, true, &[0xFC, 0xFF, 0xFE])
+                .unwrap();
         }
         w.flush().unwrap();
         drop(w); // never finished
@@ -565,15 +592,15 @@ mod tests {
             .unwrap()
             .set_len(len - 3)
             .unwrap();
-        let (frames, last) = finalize(&path).unwrap();
-        assert_eq!(frames, 699, "the cut-off block is dropped");
-        assert_eq!(last, 698 * 20);
+        let span = finalize(&path).unwrap();
+        assert_eq!(span.frames, 699, "the cut-off block is dropped");
+        assert_eq!((span.first_ms, span.last_ms), (1000, 1000 + 698 * 20));
         let bytes = std::fs::read(&path).unwrap();
         let find = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle);
         let d = find(&[0x44, 0x89, 0x88]).unwrap() + 3;
         assert_eq!(
             f64::from_be_bytes(bytes[d..d + 8].try_into().unwrap()),
-            13960.0
+            14960.0
         );
         assert!(find(&[0x1C, 0x53, 0xBB, 0x6B]).is_some(), "cues");
     }

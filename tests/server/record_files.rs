@@ -152,7 +152,11 @@ fn recorded_vp8_and_opus_files_parse_with_the_right_counts_and_duration() {
     let mut rec = TrackRecorder::new(&video, Kind::Vp8);
     record_vp8(&mut rec, &frames);
     assert_eq!(rec.frames(), 300);
-    assert_eq!(rec.finish(Some(10_000)).unwrap(), Some(300));
+    let span = rec.finish(Some(10_000)).unwrap().unwrap();
+    assert_eq!(
+        (span.frames, span.first_ms, span.last_ms),
+        (300, 0, 299 * 100 / 3)
+    );
     let (codec, duration, n) = ffprobe(&video, "v:0", "-count_frames");
     assert_eq!(codec, "vp8");
     assert_eq!(n, 300, "every frame decodes");

@@ -99,6 +99,14 @@ async fn a_host_records_with_a_pause_and_the_file_holds_the_recorded_stretches()
     let frames = track["frames"].as_u64().unwrap();
     // 50 packets a second while recording, not while paused.
     assert!((100..=190).contains(&frames), "{frames} frames");
+    // The track is in the replay from its first to its last frame: here
+    // from near the start to near the end.
+    let (start, end) = (
+        track["start_ms"].as_i64().unwrap(),
+        track["end_ms"].as_i64().unwrap(),
+    );
+    assert!((0..500).contains(&start), "starts at {start} ms");
+    assert!(end <= ms && end > ms - 500, "ends at {end} of {ms} ms");
 
     // The file, whole and by ranges.
     let url = format!("{}{}", s.base, track["url"].as_str().unwrap());
@@ -402,6 +410,14 @@ async fn a_recording_cut_by_a_crash_is_finalized_on_restart_and_plays() {
     );
     let frames = track["frames"].as_u64().unwrap();
     assert!(frames > 50, "{frames}");
+    let (start, end) = (
+        track["start_ms"].as_i64().unwrap(),
+        track["end_ms"].as_i64().unwrap(),
+    );
+    assert!(
+        start < end && end <= rec["duration_ms"].as_i64().unwrap(),
+        "{rec}"
+    );
     let bytes = reqwest::Client::new()
         .get(format!("{}{}", s.base, track["url"].as_str().unwrap()))
         .bearer_auth(&s.admin_key)
