@@ -295,6 +295,15 @@ impl MediaRoom {
         }
     }
 
+    /// Asks the publisher of `track_id` for a keyframe (for the recorder,
+    /// after a loss); subject to the usual rate limit.
+    pub async fn request_keyframe(&self, track_id: &str) {
+        let p = self.inner.lock().await.publications.get(track_id).cloned();
+        if let Some(p) = p {
+            p.request_keyframe().await;
+        }
+    }
+
     fn record(&self, publication: &Publication, pkt: &rtc::rtp::packet::Packet) {
         let guard = self.recording.read().unwrap_or_else(|e| e.into_inner());
         let Some(tap) = guard.as_ref() else { return };

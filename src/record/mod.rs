@@ -102,6 +102,13 @@ impl TrackRecorder {
         self.depacketizer = vp8::Depacketizer::after_gap();
     }
 
+    /// Video that cannot go on without a keyframe: none has come yet, or
+    /// packets were lost since the last one.
+    pub fn waiting_for_keyframe(&self) -> bool {
+        self.kind == Kind::Vp8
+            && (self.writer.is_none() || self.depacketizer.waiting_for_keyframe())
+    }
+
     /// Frames written.
     pub fn frames(&self) -> u64 {
         self.writer.as_ref().map_or(0, |w| w.blocks())

@@ -76,8 +76,16 @@ impl Tap {
     }
 }
 
+/// Asks a track's publisher for a keyframe (given the track id).
+pub type AskKeyframe = Box<dyn Fn(&str) + Send + Sync>;
+
+/// How often a video track waiting for a keyframe asks for one.
+const KEYFRAME_ASK_EVERY: Duration = Duration::from_secs(1);
+
 struct Track {
     rec: TrackRecorder,
+    /// When a keyframe was last asked for.
+    asked: Option<Instant>,
     ssrc: u32,
     owner: String,
     source: &'static str,
@@ -87,13 +95,19 @@ struct Track {
 
 impl Recording {
     /// Starts recording into `dir` (created), keeping at least `min_free`
-    /// bytes free on its file system (0: no such guard). Returns the handle
-    /// and the tap.
-    pub fn start(id: String, dir: PathBuf, min_free: u64) -> io::Result<(Recording, Tap)> {
+    /// bytes free on its file system (0: no such guard). A video track that
+    /// lost packets is repaired at its next keyframe, asked for with `ask`.
+    /// Returns the handle and the tap.
+    pub fn start(
+        id: String,
+        dir: PathBuf,
+        min_free: u64,
+        ask: AskKeyframe,
+    ) -> io::Result<(Recording, Tap)> {
         std::fs::create_dir_all(&dir)?;
         let (tx, rx) = mpsc::channel(4096);
         let failure = Arc::new(OnceLock::new());
-        tokio::spawn(run(id, dir, min_free, rx, failure.clone()));
+        tokio::spawn(run(id, dir, min_free, ask, rx, failure.clone()));
         Ok((
             Recording {
                 tx: tx.clone(),
@@ -169,6 +183,7 @@ async fn run(
     id: String,
     dir: PathBuf,
     min_free: u64,
+    ask: AskKeyframe,
     mut rx: mpsc::Receiver<Msg>,
     failure: Arc<OnceLock<&'static str>>,
 ) {
@@ -222,6 +237,7 @@ async fn run(
                     let file = format!("{}-{}.webm", p.track_id, p.source);
                     Track {
                         rec: TrackRecorder::new(&dir.join(&file), p.kind),
+                        asked: None,
                         ssrc: p.ssrc,
                         owner: p.owner.clone(),
                         source: p.source,
@@ -238,6 +254,13 @@ async fn run(
                 if let Err(e) = t.rec.push(p.seq, p.timestamp, p.marker, &p.payload, ms) {
                     let detail = format!("writing {}: {e}", t.file);
                     fail(failure_reason(&e), &detail);
+                } else if t.rec.waiting_for_keyframe()
+                    && t.asked.is_none_or(|at| at.elapsed() >= KEYFRAME_ASK_EVERY)
+                {
+                    // Viewers get lost packets resent; the file can only go
+                    // on from a keyframe.
+                    t.asked = Some(Instant::now());
+                    ask(&p.track_id);
                 }
             }
             Msg::Pause => {
@@ -480,7 +503,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Writes to /dev/full fail with ENOSPC, as on a full disk.
         std::os::unix::fs::symlink("/dev/full", dir.path().join("TRa-microphone.webm")).unwrap();
-        let (rec, tap) = Recording::start("R1".into(), dir.path().to_path_buf(), 0).unwrap();
+        let (rec, tap) =
+            Recording::start("R1".into(), dir.path().to_path_buf(), 0, Box::new(|_| {})).unwrap();
         assert_eq!(rec.failure(), None);
         for seq in 0..100 {
             tap.send(opus("TRa", seq));
@@ -498,7 +522,13 @@ mod tests {
     #[tokio::test]
     async fn too_little_free_space_stops_a_recording_before_it_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, tap) = Recording::start("R1".into(), dir.path().to_path_buf(), u64::MAX).unwrap();
+        let (rec, tap) = Recording::start(
+            "R1".into(),
+            dir.path().to_path_buf(),
+            u64::MAX,
+            Box::new(|_| {}),
+        )
+        .unwrap();
         assert_eq!(failure_of(&rec).await, Some("disk_full"));
         tap.send(opus("TRa", 0));
         let manifest = rec.stop().await.unwrap();

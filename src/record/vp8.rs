@@ -57,6 +57,12 @@ impl Depacketizer {
         }
     }
 
+    /// Frames are being dropped until the next keyframe (after a loss, or
+    /// from [`Depacketizer::after_gap`]).
+    pub fn waiting_for_keyframe(&self) -> bool {
+        self.need_keyframe
+    }
+
     /// Feeds one packet; returns a frame when this packet completes one.
     pub fn push(
         &mut self,
@@ -65,9 +71,14 @@ impl Depacketizer {
         marker: bool,
         payload: &[u8],
     ) -> Option<Frame> {
-        let (data, start) = strip_descriptor(payload)?;
         if let Some(expected) = self.next_seq {
-            if seq != expected {
+            let ahead = seq.wrapping_sub(expected);
+            if ahead >= 0x8000 {
+                // Late (reordered, or resent after a NACK): its frame was
+                // already given up when the gap was seen.
+                return None;
+            }
+            if ahead != 0 {
                 // A gap: the frame being built is lost, and so is
                 // everything until a keyframe.
                 self.broken = true;
@@ -75,6 +86,12 @@ impl Depacketizer {
             }
         }
         self.next_seq = Some(seq.wrapping_add(1));
+        if payload.is_empty() {
+            // Padding only (bandwidth probing): it takes a sequence number,
+            // so it is no gap, and carries nothing.
+            return None;
+        }
+        let (data, start) = strip_descriptor(payload)?;
         if start || self.ts != Some(timestamp) {
             self.buf.clear();
             self.ts = Some(timestamp);
@@ -194,9 +211,32 @@ mod tests {
         assert!(d
             .push(4, 200, true, &packets(&[0x01, 9], 1200)[0])
             .is_none());
+        assert!(d.waiting_for_keyframe());
         let kf = keyframe(10);
         let f = d.push(5, 300, true, &packets(&kf, 1200)[0]).unwrap();
         assert!(f.keyframe);
+        assert!(!d.waiting_for_keyframe());
+    }
+
+    #[test]
+    fn padding_packets_are_no_loss_and_late_packets_are_ignored() {
+        let mut d = Depacketizer::default();
+        let kf = keyframe(10);
+        assert!(
+            d.push(1, 100, true, &packets(&kf, 1200)[0])
+                .unwrap()
+                .keyframe
+        );
+        // Two padding-only packets (empty once their padding is stripped).
+        assert!(d.push(2, 100, false, &[]).is_none());
+        assert!(d.push(3, 100, false, &[]).is_none());
+        let f = d.push(4, 200, true, &packets(&[0x01, 9], 1200)[0]).unwrap();
+        assert!(!f.keyframe, "the interframe after padding is kept");
+        // Packet 1 again (a resend) changes nothing.
+        assert!(d.push(1, 100, true, &packets(&kf, 1200)[0]).is_none());
+        assert!(!d.waiting_for_keyframe());
+        let f = d.push(5, 300, true, &packets(&[0x01, 8], 1200)[0]).unwrap();
+        assert_eq!(f.rtp_timestamp, 300);
     }
 
     #[test]

@@ -1287,11 +1287,15 @@ impl RoomActor {
                     .recordings_dir
                     .join(&self.id)
                     .join(&recording_id);
-                match Recording::start(
-                    recording_id.clone(),
-                    dir,
-                    self.shared.sfu.recording_min_free,
-                ) {
+                let media = Arc::downgrade(&self.media);
+                let ask = Box::new(move |track: &str| {
+                    if let Some(m) = media.upgrade() {
+                        let track = track.to_string();
+                        tokio::spawn(async move { m.request_keyframe(&track).await });
+                    }
+                });
+                let min_free = self.shared.sfu.recording_min_free;
+                match Recording::start(recording_id.clone(), dir, min_free, ask) {
                     Ok((rec, tap)) => {
                         self.media.set_recording(Some(tap.clone())).await;
                         self.recording = Some((rec, tap));
