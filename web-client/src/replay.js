@@ -1,12 +1,70 @@
-// The replay page: a recording's main video (the screen share while there
-// is one, else the camera) with the chat and questions scrolling in step,
-// seekable, with a speed control. Reads with the admin key kept by the
-// admin page in this tab.
+// The replay page: a recording played as the class saw it. The main video
+// follows the live stage over time (a screen share while there is one, else
+// the camera of whoever spoke last), every microphone is heard while its
+// track ran, and the chat and questions scroll in step; seekable, with a
+// speed control. Reads with a replay token from the link, or with the admin
+// key kept by the admin page in this tab.
+//
+// Every file of a recording is on the recording's clock (a track published
+// ten minutes in starts at 600 s in its file), and browsers keep those
+// times, so one clock drives every element: each is set to the same time.
 
 import { h, replace, clock } from './dom.js';
 import { t, tx } from './i18n.js';
 
 const KEY_STORE = 'lectern.admin_key';
+/** How far an element may drift from the clock before it is set again. */
+const DRIFT_S = 0.3;
+/** A track stays on a moment past its last frame (frames last ~20–40 ms). */
+const TAIL_MS = 500;
+/**
+ * A video comes on this long before its first frame, which it shows until
+ * then: a recording's camera starts at its first keyframe, a few hundred ms
+ * after the recording, and the page should not open on a black stage.
+ */
+const LEAD_MS = 1000;
+
+/**
+ * The stretch of the recording a track covers, in ms. Recordings made before
+ * `start_ms`/`end_ms` were written cover the whole recording.
+ * @param {any} tr
+ * @param {number} duration
+ * @returns {[number, number]}
+ */
+function spanOf(tr, duration) {
+  const lead = tr.kind === 'video' ? LEAD_MS : 0;
+  return [Math.max(0, (tr.start_ms ?? 0) - lead), (tr.end_ms ?? duration) + TAIL_MS];
+}
+
+/**
+ * The video track on the main stage at `ms`: the screen share running then
+ * (the latest started), else the camera of whoever spoke last with a camera
+ * running, else the camera running then that started first.
+ * @param {any[]} videos tracks, each with `span`
+ * @param {any[]} speaks `speaking: true` events in time order
+ * @param {number} ms
+ * @returns {any | null}
+ */
+export function mainAt(videos, speaks, ms) {
+  const running = videos.filter((tr) => tr.span[0] <= ms && ms < tr.span[1]);
+  const byStart = (/** @type {any} */ a, /** @type {any} */ b) => a.span[0] - b.span[0];
+  const screens = running.filter((tr) => tr.source === 'screen').sort(byStart);
+  if (screens.length) return screens[screens.length - 1];
+  const cams = running.filter((tr) => tr.source !== 'screen').sort(byStart);
+  let speaker = null;
+  for (const e of speaks) {
+    if (e.offset_ms > ms) break;
+    if (cams.some((c) => c.owner === e.identity)) speaker = e.identity;
+  }
+  return cams.find((c) => c.owner === speaker) ?? cams[0] ?? null;
+}
+
+/** @param {number} s */
+function mmss(s) {
+  const whole = Math.max(0, Math.floor(s));
+  const m = Math.floor(whole / 60);
+  return `${m}:${String(whole % 60).padStart(2, '0')}`;
+}
 
 /** @param {HTMLElement} root */
 export async function replayPage(root) {
@@ -34,62 +92,142 @@ export async function replayPage(root) {
   if (!rec) return fail('replay.not_found');
   const tlR = await fetch(`${base}/${encodeURIComponent(rid)}/timeline`, auth).catch(() => null);
   if (!tlR?.ok) return fail('replay.not_found');
+  /** @type {any[]} */
   const timeline = await tlR.json();
 
   /** @type {any[]} */
   const tracks = rec.tracks ?? [];
-  const videoTrack = tracks.find((x) => x.source === 'screen') ?? tracks.find((x) => x.kind === 'video');
-  const main = h('video', { controls: true, playsinline: true, preload: 'metadata', class: 'replay-video' });
-  tx(main, 'replay.video', { attr: 'aria-label' });
-  // The main element carries a video if there is one, else the first audio.
-  const lead = videoTrack ?? tracks.find((x) => x.kind === 'audio');
-  if (!lead) return fail('replay.empty');
-  const others = tracks.filter((x) => x !== lead && x.kind === 'audio');
-  /** @type {HTMLAudioElement[]} */
-  const followers = others.map(() => h('audio', { preload: 'auto' }));
-  // A media element cannot send the admin key with its requests, so each
-  // file is fetched with it and played from memory. (Players that can send
-  // the key use the same URLs with range requests.)
-  const load = async (/** @type {HTMLMediaElement} */ el, /** @type {string} */ url) => {
-    const r = await fetch(url, auth);
-    el.src = URL.createObjectURL(await r.blob());
-  };
-  await Promise.all([load(main, lead.url), ...followers.map((a, i) => load(a, others[i].url))]);
-  const sync = () => {
-    for (const a of followers) {
-      if (Math.abs(a.currentTime - main.currentTime) > 0.3) a.currentTime = main.currentTime;
-      a.playbackRate = main.playbackRate;
-      if (main.paused) a.pause();
-      else a.play().catch(() => {});
-    }
-  };
-  for (const ev of ['play', 'pause', 'seeked', 'ratechange']) main.addEventListener(ev, sync);
+  const duration = rec.duration_ms ?? 0;
+  for (const tr of tracks) tr.span = spanOf(tr, duration);
+  const videos = tracks.filter((x) => x.kind === 'video');
+  const audios = tracks.filter((x) => x.kind === 'audio');
+  if (!videos.length && !audios.length) return fail('replay.empty');
+  const speaks = timeline.filter((e) => e.type === 'speaking' && e.speaking);
 
-  const speed = h(
-    'select',
-    { class: 'speed', onchange: () => (main.playbackRate = Number(speed.value)) },
-    ['0.75', '1', '1.25', '1.5', '2'].map((v) => h('option', { value: v, text: `${v}×` })),
+  /** @type {Map<any, HTMLVideoElement | HTMLAudioElement>} */
+  const els = new Map();
+  for (const tr of videos) {
+    const v = /** @type {HTMLVideoElement} */ (
+      h('video', { playsinline: true, muted: true, preload: 'auto', class: 'replay-video', hidden: true, dataset: { track: tr.track_id, source: tr.source, owner: tr.owner } })
+    );
+    v.muted = true;
+    tx(v, 'replay.video', { attr: 'aria-label' });
+    els.set(tr, v);
+  }
+  for (const tr of audios) els.set(tr, /** @type {HTMLAudioElement} */ (h('audio', { preload: 'auto', dataset: { track: tr.track_id, owner: tr.owner } })));
+  // A media element cannot send the credential with its requests, so each
+  // file is fetched with it and played from memory. (Players that can send
+  // it use the same URLs with range requests.)
+  await Promise.all(
+    [...els].map(async ([tr, el]) => {
+      const r = await fetch(tr.url, auth);
+      el.src = URL.createObjectURL(await r.blob());
+    }),
+  );
+  const noVideo = h('p', { class: 'waiting replay-no-video' });
+  tx(noVideo, 'replay.no_video');
+
+  // The clock: `pos` ms at `since` (performance.now()), moving at `rate`
+  // while playing.
+  let pos = 0;
+  let since = performance.now();
+  let playing = false;
+  let rate = 1;
+  const now = () => (playing ? Math.min(duration, pos + (performance.now() - since) * rate) : pos);
+
+  /** Puts every element where the clock is; `jump` after a seek, play or pause. */
+  const sync = (jump = false) => {
+    const ms = now();
+    const main = mainAt(videos, speaks, ms);
+    for (const [tr, el] of els) {
+      const on = tr.kind === 'video' ? tr === main : tr.span[0] <= ms && ms < tr.span[1];
+      if (tr.kind === 'video') el.hidden = !on;
+      if (!on) {
+        if (!el.paused) el.pause();
+        continue;
+      }
+      if (jump || Math.abs(el.currentTime - ms / 1000) > DRIFT_S * Math.max(1, rate)) el.currentTime = ms / 1000;
+      if (el.playbackRate !== rate) el.playbackRate = rate;
+      if (playing && el.paused) el.play().catch(() => {});
+      if (!playing && !el.paused) el.pause();
+    }
+    // No video at this moment (or none at all): say so, sound goes on.
+    noVideo.hidden = main !== null;
+  };
+
+  const playBtn = h('button', { class: 'play', type: 'button', onclick: () => (playing ? pause() : play()) });
+  const seek = /** @type {HTMLInputElement} */ (
+    h('input', { type: 'range', class: 'replay-seek', min: '0', max: String(duration / 1000), step: '0.1', value: '0', oninput: () => seekTo(Number(seek.value) * 1000) })
+  );
+  tx(seek, 'replay.position', { attr: 'aria-label' });
+  const timeText = h('span', { class: 'replay-time' });
+  const speed = /** @type {HTMLSelectElement} */ (
+    h(
+      'select',
+      {
+        class: 'speed',
+        onchange: () => {
+          pos = now();
+          since = performance.now();
+          rate = Number(speed.value);
+          sync(true);
+        },
+      },
+      ['0.75', '1', '1.25', '1.5', '2'].map((v) => h('option', { value: v, text: `${v}×` })),
+    )
   );
   speed.value = '1';
   tx(speed, 'replay.speed', { attr: 'aria-label' });
+  const player = h('div', { class: 'replay-player', dataset: { ms: '0' } });
+
+  const paintControls = () => {
+    const ms = now();
+    tx(playBtn, playing ? 'replay.pause' : 'replay.play');
+    if (document.activeElement !== seek) seek.value = String(Math.round(ms / 100) / 10);
+    timeText.textContent = `${mmss(ms / 1000)} / ${mmss(duration / 1000)}`;
+    player.dataset.ms = String(Math.round(ms));
+    player.dataset.playing = String(playing);
+  };
+  function play() {
+    if (now() >= duration) pos = 0;
+    since = performance.now();
+    playing = true;
+    last = pos / 1000;
+    sync(true);
+    paintControls();
+  }
+  function pause() {
+    pos = now();
+    playing = false;
+    sync(true);
+    paintControls();
+    report();
+  }
+  /** @param {number} ms */
+  function seekTo(ms) {
+    pos = Math.max(0, Math.min(duration, ms));
+    since = performance.now();
+    last = playing ? pos / 1000 : null;
+    sync(true);
+    render();
+    paintControls();
+  }
+
   const chat = h('ol', { class: 'chat-list replay-chat', 'aria-live': 'polite' });
   tx(chat, 'chat.label', { attr: 'aria-label' });
-  const shown = new Set();
   let shownKey = '';
   const render = () => {
-    const now = main.currentTime * 1000;
-    const past = timeline.filter((/** @type {any} */ e) => e.offset_ms <= now);
+    const ms = now();
+    const past = timeline.filter((e) => e.offset_ms <= ms);
     // A message deleted by then is gone from the replay too.
-    const deleted = new Set(past.filter((/** @type {any} */ e) => e.type === 'chat_deleted').map((/** @type {any} */ e) => e.message_id));
-    const due = past.filter((/** @type {any} */ e) => (e.type === 'chat_message' && !deleted.has(e.message.id)) || e.type === 'question_asked');
-    const key = due.map((/** @type {any} */ e) => e.seq).join(',');
-    if (key === shownKey) return;
-    shownKey = key;
-    shown.clear();
+    const deleted = new Set(past.filter((e) => e.type === 'chat_deleted').map((e) => e.message_id));
+    const due = past.filter((e) => (e.type === 'chat_message' && !deleted.has(e.message.id)) || e.type === 'question_asked');
+    const k = due.map((e) => e.seq).join(',');
+    if (k === shownKey) return;
+    shownKey = k;
     replace(
       chat,
-      due.map((/** @type {any} */ e) => {
-        shown.add(e.seq);
+      due.map((e) => {
         const m = e.message ?? e.question;
         return h('li', { class: e.type === 'question_asked' ? 'msg question' : 'msg', dataset: { offset: String(e.offset_ms) } }, [
           h('span', { class: 'who', text: m.name }),
@@ -100,25 +238,23 @@ export async function replayPage(root) {
     );
     chat.scrollTop = chat.scrollHeight;
   };
-  main.addEventListener('timeupdate', render);
-  main.addEventListener('seeked', render);
 
-  // Watched time: stretches actually played (not just opened), reported
-  // with the replay token every 15 s, on pause, and when the page hides.
+  // Watched time: stretches of the clock actually played (not just
+  // opened), reported with the replay token every 15 s, on pause, and when
+  // the page hides.
   /** @type {[number, number][]} */
   let pending = [];
   /** @type {number | null} */
   let last = null;
-  main.addEventListener('timeupdate', () => {
-    const now = main.currentTime;
-    if (!main.paused && last !== null && now > last && now - last < 1.5 * main.playbackRate) {
+  const track = () => {
+    const s = now() / 1000;
+    if (playing && last !== null && s > last && s - last < 1.5 * rate) {
       const tail = pending[pending.length - 1];
-      if (tail && Math.abs(tail[1] - last) < 0.01) tail[1] = now;
-      else pending.push([last, now]);
+      if (tail && Math.abs(tail[1] - last) < 0.01) tail[1] = s;
+      else pending.push([last, s]);
     }
-    last = main.paused ? null : now;
-  });
-  main.addEventListener('seeking', () => (last = null));
+    last = playing ? s : null;
+  };
   const report = () => {
     if (!token) return;
     const ranges = pending.filter(([a, b]) => b - a >= 0.25);
@@ -133,22 +269,33 @@ export async function replayPage(root) {
       pending = ranges.concat(pending);
     });
   };
+
+  setInterval(() => {
+    if (playing && now() >= duration) {
+      track();
+      pause();
+    }
+    track();
+    sync();
+    render();
+    paintControls();
+  }, 250);
   setInterval(report, 15000);
-  main.addEventListener('pause', report);
   document.addEventListener('visibilitychange', () => {
     if (document.hidden) report();
   });
   window.addEventListener('pagehide', report);
+
+  replace(player, [h('div', { class: 'replay-stage' }, [...videos.map((tr) => els.get(tr)), noVideo]), h('div', { class: 'replay-controls' }, [playBtn, seek, timeText, h('label', { class: 'check' }, [tx(h('span'), 'replay.speed'), speed])]), ...audios.map((tr) => els.get(tr))]);
   replace(
     root,
     h('main', { class: 'replay' }, [
       tx(h('h1'), 'replay.heading'),
-      h('p', { class: 'hint', text: `${rid} · ${Math.round((rec.duration_ms ?? 0) / 1000)} s` }),
-      h('div', { class: 'room' }, [
-        h('div', { class: 'room-main' }, [main, h('label', { class: 'check' }, [tx(h('span'), 'replay.speed'), speed]), ...followers]),
-        h('aside', { class: 'side' }, [tx(h('h2'), 'tab.chat'), chat]),
-      ]),
+      h('p', { class: 'hint', text: `${rid} · ${mmss(duration / 1000)}` }),
+      h('div', { class: 'room' }, [h('div', { class: 'room-main' }, [player]), h('aside', { class: 'side' }, [tx(h('h2'), 'tab.chat'), chat])]),
     ]),
   );
+  sync(true);
   render();
+  paintControls();
 }

@@ -1,6 +1,8 @@
-// Replay: a host records from the browser (fake camera and microphone), a
-// chat message is sent while recording, and the replay page plays the video
-// with the message appearing when playback reaches its time; seeking works.
+// Replay: a host records a Q&A from the browser (fake camera, microphone and
+// screen), a chat message is sent and the screen shared for a while; the
+// replay page plays the camera, switches to the screen share and back as the
+// live class did, shows the message when playback reaches its time, seeks,
+// and reports a teacher's watched time.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -17,8 +19,29 @@ after(async () => {
   await browser?.close();
 });
 
-test('record in the browser, then replay with chat in step', async () => {
-  const s = await createSession('seminar', '回放 e2e');
+/**
+ * Moves the replay to `s` seconds with its position slider.
+ * @param {import('playwright-core').Page} page
+ * @param {number} s
+ */
+async function seekTo(page, s) {
+  await page.locator('.replay-seek').evaluate((el, v) => {
+    const input = /** @type {HTMLInputElement} */ (el);
+    input.value = String(v);
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+  }, s);
+}
+
+/**
+ * The replay's clock, in ms.
+ * @param {import('playwright-core').Page} page
+ */
+async function replayMs(page) {
+  return Number(await page.locator('.replay-player').getAttribute('data-ms'));
+}
+
+test('record a Q&A with a screen share, then replay it as the class saw it, with chat in step', async () => {
+  const s = await createSession('qa', '回放 e2e');
   const host = await enter(browser, await joinUrl(s.id, 'tutor-1', '王老师', 'host'), { label: 'host' });
   const li = await enter(browser, await joinUrl(s.id, 't-1', '李老师', 'participant'), { label: 'li' });
   // Let the host's tracks reach the server before recording starts.
@@ -29,19 +52,30 @@ test('record in the browser, then replay with chat in step', async () => {
   await new Promise((r) => setTimeout(r, 2500));
   await li.getByRole('textbox', { name: 'Chat message' }).fill('回放里的消息');
   await li.getByRole('button', { name: 'Send' }).click();
-  await new Promise((r) => setTimeout(r, 3000));
+  // A screen share for a few seconds in the middle.
+  await new Promise((r) => setTimeout(r, 1000));
+  await host.getByRole('button', { name: 'Share screen' }).click();
+  await waitFor(() => videoPlaying(li.locator('.stage-main .tile[data-key="tutor-1:screen"] video')), { what: 'the screen share live', timeout: 20000 });
+  await new Promise((r) => setTimeout(r, 2500));
+  await host.getByRole('button', { name: 'Stop sharing' }).click();
+  await waitFor(async () => (await li.locator('.tile[data-key="tutor-1:screen"]').count()) === 0, { what: 'the share gone' });
+  await new Promise((r) => setTimeout(r, 2500));
   await host.getByRole('button', { name: 'Stop recording' }).click();
   await li.locator('.rec').waitFor({ state: 'hidden' });
 
   const list = await waitFor(
     async () => {
       const l = await api('GET', `/sessions/${s.id}/recordings`);
-      return l[0]?.finished && l[0].tracks.some((/** @type {any} */ t) => t.kind === 'video') ? l : null;
+      return l[0]?.finished && l[0].tracks.some((/** @type {any} */ t) => t.source === 'screen') ? l : null;
     },
-    { what: 'a finished recording with video' },
+    { what: 'a finished recording with a screen share' },
   );
   const rec = list[0];
-  assert.ok(rec.duration_ms > 4500 && rec.duration_ms < 7000, `${rec.duration_ms} ms`);
+  assert.ok(rec.duration_ms > 8000 && rec.duration_ms < 20000, `${rec.duration_ms} ms`);
+  const screen = rec.tracks.find((/** @type {any} */ t) => t.source === 'screen');
+  const camera = rec.tracks.find((/** @type {any} */ t) => t.source === 'camera');
+  assert.ok(camera && camera.start_ms < 1500, JSON.stringify(rec.tracks));
+  assert.ok(screen.start_ms > 2500 && screen.end_ms - screen.start_ms > 1500 && screen.end_ms < rec.duration_ms - 1500, JSON.stringify(screen));
 
   // The admin page lists it; "Watch" opens the replay.
   const admin = await newPage(browser, { lang: 'en', label: 'admin' });
@@ -51,27 +85,40 @@ test('record in the browser, then replay with chat in step', async () => {
   await admin.getByRole('button', { name: '回放 e2e' }).click();
   await admin.getByRole('link', { name: 'Watch' }).click();
   await admin.waitForURL(/\/replay\?/);
-  const video = admin.locator('video.replay-video');
-  await video.waitFor();
-  // Nothing said yet at the start.
+  const shown = admin.locator('video.replay-video:not([hidden])');
+  await shown.waitFor();
+  // The camera first, and nothing said yet.
+  assert.equal(await shown.getAttribute('data-source'), 'camera');
   assert.equal(await admin.locator('.replay-chat .msg', { hasText: '回放里的消息' }).count(), 0);
-  await video.evaluate((v) => /** @type {HTMLVideoElement} */ (v).play());
-  await waitFor(() => videoPlaying(video), { what: 'the replay playing' });
+  const playBtn = admin.locator('.replay-controls .play');
+  assert.match(await playBtn.innerText(), /^(Play|播放)$/);
+  await playBtn.click();
+  await waitFor(() => videoPlaying(shown), { what: 'the replay playing' });
+  // The host's microphone plays beside it.
+  await waitFor(() => admin.locator('audio[data-owner="tutor-1"]').evaluate((a) => !(/** @type {HTMLAudioElement} */ (a).paused)), { what: 'the host heard' });
   // The message shows once playback passes its time (about 2.5 s in).
   await admin.locator('.replay-chat .msg', { hasText: '回放里的消息' }).waitFor({ timeout: 10000 });
-  const at = await video.evaluate((v) => /** @type {HTMLVideoElement} */ (v).currentTime);
-  assert.ok(at >= 2, `shown at ${at} s`);
+  const at = await replayMs(admin);
+  assert.ok(at >= 2000, `shown at ${at} ms`);
   await shot(admin, 'replay-1280');
-  // Seeking back hides it; seeking past it shows it again.
-  await video.evaluate((v) => {
-    const el = /** @type {HTMLVideoElement} */ (v);
-    el.pause();
-    el.currentTime = 0.5;
-  });
+
+  // Into the share: the screen takes the main place and plays; after it the
+  // camera is back, as in the live class.
+  await seekTo(admin, (screen.start_ms + screen.end_ms) / 2000);
+  await waitFor(async () => (await shown.getAttribute('data-source')) === 'screen', { what: 'the screen share in the replay' });
+  await waitFor(() => videoPlaying(shown), { what: 'the screen share playing' });
+  await shot(admin, 'replay-screen-1280');
+  await seekTo(admin, (screen.end_ms + rec.duration_ms) / 2000);
+  await waitFor(async () => (await shown.getAttribute('data-source')) === 'camera', { what: 'the camera back after the share' });
+  await waitFor(() => videoPlaying(shown), { what: 'the camera playing again' });
+
+  // Seeking back hides the message; seeking past it shows it again.
+  assert.match(await playBtn.innerText(), /^(Pause|暂停)$/);
+  await playBtn.click();
+  await seekTo(admin, 0.5);
   await admin.locator('.replay-chat .msg', { hasText: '回放里的消息' }).waitFor({ state: 'detached' });
-  await video.evaluate((v) => {
-    /** @type {HTMLVideoElement} */ (v).currentTime = 4.5;
-  });
+  assert.equal(await shown.getAttribute('data-source'), 'camera');
+  await seekTo(admin, 4.5);
   await admin.locator('.replay-chat .msg', { hasText: '回放里的消息' }).waitFor();
 
   // A teacher's replay link: the watched stretch is reported for grading.
@@ -79,11 +126,10 @@ test('record in the browser, then replay with chat in step', async () => {
   const teacher = await newPage(browser, { label: 'teacher' });
   const url = link.replay_url.startsWith(BASE) ? link.replay_url : `${BASE}/replay?session=${s.id}&token=${link.token}`;
   await teacher.goto(url);
-  const tv = teacher.locator('video.replay-video');
-  await tv.waitFor();
-  await tv.evaluate((v) => /** @type {HTMLVideoElement} */ (v).play());
+  await teacher.locator('video.replay-video:not([hidden])').waitFor();
+  await teacher.getByRole('button', { name: '播放' }).click();
   await new Promise((r) => setTimeout(r, 3000));
-  await tv.evaluate((v) => /** @type {HTMLVideoElement} */ (v).pause());
+  await teacher.getByRole('button', { name: '暂停' }).click();
   const row = await waitFor(
     async () => {
       const rows = await api('GET', `/sessions/${s.id}/report`);
