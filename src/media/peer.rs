@@ -317,6 +317,11 @@ pub struct PublishOptions {
     pub reset: bool,
     /// The address the peer's socket binds.
     pub bind_ip: std::net::IpAddr,
+    /// Real VP8 frames to send as the (single-layer) video, in a loop,
+    /// instead of generated payloads; each is cut into packets of
+    /// `video_packet_bytes`. A keyframe request makes the sender skip to
+    /// the next keyframe, as an encoder would make one.
+    pub vp8_frames: Option<Arc<Vec<Vec<u8>>>>,
 }
 
 impl Default for PublishOptions {
@@ -329,6 +334,7 @@ impl Default for PublishOptions {
             video_packet_bytes: 200,
             reset: false,
             bind_ip: MediaConfig::default().bind_ip,
+            vp8_frames: None,
         }
     }
 }
@@ -343,6 +349,9 @@ pub struct Publisher {
     pub level: Arc<AtomicU8>,
     /// RTP packets written.
     pub sent: Arc<AtomicU64>,
+    /// Audio packets and video frames written (of the first layer).
+    pub audio_sent: Arc<AtomicU64>,
+    pub video_frames_sent: Arc<AtomicU64>,
     /// The video sender, to remove the camera by renegotiation.
     pub video_sender: Option<Arc<dyn RtpSender>>,
 }
@@ -555,6 +564,8 @@ impl PendingPublisher {
             keyframe_requests: Arc::new(AtomicU64::new(0)),
             level: Arc::new(AtomicU8::new(127)),
             sent: Arc::new(AtomicU64::new(0)),
+            audio_sent: Arc::new(AtomicU64::new(0)),
+            video_frames_sent: Arc::new(AtomicU64::new(0)),
         };
         for out in outgoing {
             spawn_sender(out, &publisher, &opts);
@@ -589,6 +600,17 @@ fn spawn_sender(out: Outgoing, p: &Publisher, opts: &PublishOptions) {
     let running = p.running.clone();
     let level = p.level.clone();
     let sent = p.sent.clone();
+    let counted = if out.video {
+        p.video_frames_sent.clone()
+    } else {
+        p.audio_sent.clone()
+    };
+    let keyframe_asks = p.keyframe_requests.clone();
+    // Real frames only for a single-layer video.
+    let real = opts
+        .vp8_frames
+        .clone()
+        .filter(|f| out.video && out.layers.len() == 1 && !f.is_empty());
     let (per_frame, bytes) = (
         opts.video_packets_per_frame.max(1),
         opts.video_packet_bytes.max(12),
@@ -606,6 +628,8 @@ fn spawn_sender(out: Outgoing, p: &Publisher, opts: &PublishOptions) {
             .map(|(i, _)| i as u16 * 10_000)
             .collect();
         let mut frame: u32 = 0;
+        // The next real frame to send, and the keyframe requests seen.
+        let (mut next_real, mut asks_seen) = (0usize, 0u64);
         let mut ids: Option<Negotiated> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(every));
         while running.load(Ordering::Relaxed) {
@@ -640,8 +664,30 @@ fn spawn_sender(out: Outgoing, p: &Publisher, opts: &PublishOptions) {
                 continue;
             };
             let simulcast = out.layers.len() > 1;
+            let chunks: Vec<&[u8]> = match &real {
+                Some(frames) => {
+                    let asks = keyframe_asks.load(Ordering::Relaxed);
+                    if asks != asks_seen {
+                        asks_seen = asks;
+                        let is_key = |f: &Vec<u8>| f.first().is_some_and(|b| b & 0x01 == 0);
+                        while !is_key(&frames[next_real]) {
+                            next_real = (next_real + 1) % frames.len();
+                        }
+                    }
+                    let f = &frames[next_real];
+                    next_real = (next_real + 1) % frames.len();
+                    f.chunks(bytes).collect()
+                }
+                None => Vec::new(),
+            };
             for (layer, (rid, ssrc)) in out.layers.iter().enumerate() {
-                let packets = if out.video { per_frame } else { 1 };
+                let packets = if !chunks.is_empty() {
+                    chunks.len()
+                } else if out.video {
+                    per_frame
+                } else {
+                    1
+                };
                 for i in 0..packets {
                     let mut header = rtc::rtp::header::Header {
                         version: 2,
@@ -653,7 +699,12 @@ fn spawn_sender(out: Outgoing, p: &Publisher, opts: &PublishOptions) {
                         ..Default::default()
                     };
                     seqs[layer] = seqs[layer].wrapping_add(1);
-                    let payload = if out.video {
+                    let payload = if let Some(c) = chunks.get(i) {
+                        // RFC 7741 descriptor: S on the frame's first packet.
+                        let mut b = vec![if i == 0 { 0x10 } else { 0x00 }];
+                        b.extend_from_slice(c);
+                        b
+                    } else if out.video {
                         // Partition start only on a frame's first packet;
                         // every fifth frame is a keyframe.
                         let start = if i == 0 { 0x10 } else { 0x00 };
@@ -686,6 +737,9 @@ fn spawn_sender(out: Outgoing, p: &Publisher, opts: &PublishOptions) {
                         return;
                     }
                     sent.fetch_add(1, Ordering::Relaxed);
+                    if layer == 0 && (!out.video || i + 1 == packets) {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
             frame = frame.wrapping_add(1);

@@ -90,7 +90,7 @@ fn ivf_frames(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
 
 /// `secs` seconds of real VP8 (ffmpeg's test pattern, 320×240 at 30
 /// frames/s, a keyframe every `gop` frames), as IVF frames.
-fn vp8_test_video(dir: &Path, secs: u32, gop: u32) -> Vec<(u64, Vec<u8>)> {
+pub(crate) fn vp8_test_video(dir: &Path, secs: u32, gop: u32) -> Vec<(u64, Vec<u8>)> {
     let ivf = dir.join("src.ivf");
     let st = Command::new("ffmpeg")
         .args([

@@ -451,3 +451,127 @@ async fn a_recording_cut_by_a_crash_is_finalized_on_restart_and_plays() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn ten_seconds_of_real_vp8_and_opus_with_one_pause_hold_what_was_sent() {
+    crate::record_files::ensure_ffmpeg();
+    let tmp = tempfile::tempdir().unwrap();
+    // Four seconds of real VP8, a keyframe every 15 frames, sent in a loop.
+    let frames: Vec<Vec<u8>> = crate::record_files::vp8_test_video(tmp.path(), 4, 15)
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let publisher = lectern::media::peer::publish(
+        &mut host,
+        lectern::media::peer::PublishOptions {
+            vp8_frames: Some(std::sync::Arc::new(frames)),
+            video_packet_bytes: 1000,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("host publishes camera and microphone");
+    for _ in 0..2 {
+        host.wait_type("track_published").await;
+    }
+    // Past the keyframe asked for when the track was published, so the
+    // one asked for at the start is not held back by the rate limit.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let sent = || {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            publisher.video_frames_sent.load(Relaxed),
+            publisher.audio_sent.load(Relaxed),
+        )
+    };
+
+    host.request(ClientMsg::RecordStart).await.unwrap();
+    let (t0, c0) = (std::time::Instant::now(), sent());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    host.request(ClientMsg::RecordPause).await.unwrap();
+    let (t1, c1) = (std::time::Instant::now(), sent());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    host.request(ClientMsg::RecordResume).await.unwrap();
+    let (t2, c2) = (std::time::Instant::now(), sent());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    host.request(ClientMsg::RecordStop).await.unwrap();
+    let (t3, c3) = (std::time::Instant::now(), sent());
+    publisher.stop();
+    let recorded_ms = ((t1 - t0) + (t3 - t2)).as_millis() as i64;
+    let video_sent = (c1.0 - c0.0) + (c3.0 - c2.0);
+    let audio_sent = (c1.1 - c0.1) + (c3.1 - c2.1);
+
+    let path = format!("/api/v1/sessions/{id}/recordings");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let rec = loop {
+        let list = s.api("GET", &path, None).await.1;
+        if list[0]["finished"] == true {
+            break list[0].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let ms = rec["duration_ms"].as_i64().unwrap();
+    assert!(
+        (ms - recorded_ms).abs() < 500,
+        "{ms} ms recorded, {recorded_ms} ms by the test's clock"
+    );
+    let track = |kind: &str| {
+        rec["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == kind)
+            .unwrap_or_else(|| panic!("a {kind} track in {rec}"))
+            .clone()
+    };
+    let client = reqwest::Client::new();
+    let fetch = |t: serde_json::Value| {
+        let client = client.clone();
+        let url = format!("{}{}", s.base, t["url"].as_str().unwrap());
+        let key = s.admin_key.clone();
+        async move {
+            let b = client.get(url).bearer_auth(key).send().await.unwrap();
+            b.bytes().await.unwrap()
+        }
+    };
+
+    // Video: every frame in the file decodes; the frames are those sent
+    // while recording, less at most a few at the start and the resume
+    // (until the keyframe asked for arrives).
+    let video = track("video");
+    let file = tmp.path().join("camera.webm");
+    std::fs::write(&file, fetch(video.clone()).await).unwrap();
+    let (codec, secs, decoded) = crate::record_files::ffprobe(&file, "v:0", "-count_frames");
+    assert_eq!(codec, "vp8");
+    let frames = video["frames"].as_u64().unwrap();
+    assert_eq!(decoded, frames, "every frame written decodes");
+    assert!(
+        frames <= video_sent + 2 && frames + 8 >= video_sent,
+        "{frames} frames written, {video_sent} sent while recording"
+    );
+    assert!(
+        (secs * 1000.0 - ms as f64).abs() < 500.0,
+        "video {secs} s vs {ms} ms"
+    );
+
+    // Audio: every packet sent while recording, give or take the edges.
+    let audio = track("audio");
+    let file = tmp.path().join("mic.webm");
+    std::fs::write(&file, fetch(audio.clone()).await).unwrap();
+    let (codec, secs, packets) = crate::record_files::ffprobe(&file, "a:0", "-count_packets");
+    assert_eq!(codec, "opus");
+    assert_eq!(packets, audio["frames"].as_u64().unwrap());
+    assert!(
+        packets <= audio_sent + 4 && packets + 8 >= audio_sent,
+        "{packets} packets written, {audio_sent} sent while recording"
+    );
+    assert!(
+        (secs * 1000.0 - ms as f64).abs() < 500.0,
+        "audio {secs} s vs {ms} ms"
+    );
+    eprintln!("video {frames} of {video_sent} frames, audio {packets} of {audio_sent} packets, {ms} of {recorded_ms} ms");
+}
