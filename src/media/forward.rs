@@ -98,6 +98,15 @@ impl Publication {
         }
     }
 
+    /// The rank of the simulcast layer `ssrc` carries (higher is better;
+    /// 0 without simulcast).
+    pub fn layer_rank(&self, ssrc: u32) -> u8 {
+        let l = self.layers.read().unwrap_or_else(|e| e.into_inner());
+        l.iter()
+            .find(|(_, _, s)| *s == ssrc)
+            .map_or(0, |(rank, _, _)| *rank)
+    }
+
     /// The SSRC a quality maps to (the only one without simulcast).
     fn layer_for(&self, quality: Quality) -> u32 {
         let l = self.layers.read().unwrap_or_else(|e| e.into_inner());

@@ -322,6 +322,7 @@ impl MediaRoom {
             },
             kind,
             ssrc: pkt.header.ssrc,
+            layer: publication.layer_rank(pkt.header.ssrc),
             seq: pkt.header.sequence_number,
             timestamp: pkt.header.timestamp,
             marker: pkt.header.marker,

@@ -20,6 +20,8 @@ pub struct RecPacket {
     pub source: &'static str,
     pub kind: Kind,
     pub ssrc: u32,
+    /// The simulcast layer's rank (higher is better; 0 without simulcast).
+    pub layer: u8,
     pub seq: u16,
     pub timestamp: u32,
     pub marker: bool,
@@ -82,11 +84,19 @@ pub type AskKeyframe = Box<dyn Fn(&str) + Send + Sync>;
 /// How often a video track waiting for a keyframe asks for one.
 const KEYFRAME_ASK_EVERY: Duration = Duration::from_secs(1);
 
+/// A track's stream silent this long gives way to another stream of the
+/// track (a lower simulcast layer, or a restarted stream).
+const STREAM_QUIET: Duration = Duration::from_secs(1);
+
 struct Track {
     rec: TrackRecorder,
     /// When a keyframe was last asked for.
     asked: Option<Instant>,
+    /// The one stream written: of a simulcast track, the best layer that
+    /// is sending.
     ssrc: u32,
+    layer: u8,
+    last_packet: Instant,
     owner: String,
     source: &'static str,
     kind: Kind,
@@ -239,6 +249,8 @@ async fn run(
                         rec: TrackRecorder::new(&dir.join(&file), p.kind),
                         asked: None,
                         ssrc: p.ssrc,
+                        layer: p.layer,
+                        last_packet: Instant::now(),
                         owner: p.owner.clone(),
                         source: p.source,
                         kind: p.kind,
@@ -246,11 +258,20 @@ async fn run(
                     }
                 });
                 if t.ssrc != p.ssrc {
-                    // A new stream for the same track (a layer switch or a
-                    // reconnect): its RTP clock starts anew.
-                    t.ssrc = p.ssrc;
-                    t.rec.rebase();
+                    // Another stream of the same track: a simulcast layer,
+                    // or a stream that replaced this one. Switch to a better
+                    // layer, or to any once this stream went quiet; its RTP
+                    // clock starts anew, and the file goes on from its next
+                    // keyframe (asked for below).
+                    if p.layer > t.layer || t.last_packet.elapsed() >= STREAM_QUIET {
+                        t.ssrc = p.ssrc;
+                        t.layer = p.layer;
+                        t.rec.rebase();
+                    } else {
+                        continue;
+                    }
                 }
+                t.last_packet = Instant::now();
                 if let Err(e) = t.rec.push(p.seq, p.timestamp, p.marker, &p.payload, ms) {
                     let detail = format!("writing {}: {e}", t.file);
                     fail(failure_reason(&e), &detail);
@@ -481,6 +502,7 @@ mod tests {
             source: "microphone",
             kind: Kind::Opus,
             ssrc: 7,
+            layer: 0,
             seq,
             timestamp: u32::from(seq) * 960,
             marker: false,
@@ -535,6 +557,52 @@ mod tests {
         assert!(manifest.tracks.is_empty());
         assert!(dir.path().join("recording.json").exists());
         assert!(!dir.path().join("TRa-microphone.webm").exists());
+    }
+
+    /// One VP8 keyframe of `width` pixels, in one packet of layer `layer`.
+    fn vp8_keyframe(ssrc: u32, layer: u8, seq: u16, frame: u32, width: u16) -> RecPacket {
+        let mut payload = vec![0x10, 0x00, 0x00, 0x00, 0x9D, 0x01, 0x2A];
+        payload.extend(width.to_le_bytes());
+        payload.extend(120u16.to_le_bytes());
+        payload.extend([0x42; 40]);
+        RecPacket {
+            track_id: "TRv".into(),
+            owner: "host".into(),
+            source: "camera",
+            kind: Kind::Vp8,
+            ssrc,
+            layer,
+            seq,
+            timestamp: frame * 3000,
+            marker: true,
+            payload: Bytes::from(payload),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_simulcast_track_records_its_best_sending_layer_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, tap) =
+            Recording::start("R1".into(), dir.path().to_path_buf(), 0, Box::new(|_| {})).unwrap();
+        // Low (160 px, rank 0) and high (640 px, rank 2) interleaved, the
+        // low layer first: one low frame, then only the high layer.
+        for i in 0..20u16 {
+            tap.send(vp8_keyframe(11, 0, 100 + i, u32::from(i), 160));
+            tap.send(vp8_keyframe(22, 2, 500 + i, u32::from(i), 640));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The high layer stops (the sender's bandwidth fell): after a second
+        // of silence the low layer is written again.
+        for i in 20..25u16 {
+            tap.send(vp8_keyframe(11, 0, 100 + i, u32::from(i), 160));
+        }
+        tokio::time::sleep(STREAM_QUIET + Duration::from_millis(200)).await;
+        for i in 25..30u16 {
+            tap.send(vp8_keyframe(11, 0, 100 + i, u32::from(i), 160));
+        }
+        let manifest = rec.stop().await.unwrap();
+        assert_eq!(manifest.tracks.len(), 1);
+        assert_eq!(manifest.tracks[0].frames, 1 + 20 + 5, "{manifest:?}");
     }
 
     #[test]
