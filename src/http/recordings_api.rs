@@ -7,7 +7,7 @@ use crate::auth::{Claims, TokenType};
 use crate::protocol::{Role, Timestamp};
 use crate::App;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -372,15 +372,48 @@ fn range(h: &str, len: u64) -> Option<(u64, u64)> {
     (start <= end && end < len).then_some((start, end))
 }
 
-/// Most bytes sent for one range request (players ask again for more).
-const MAX_CHUNK: u64 = 4 * 1024 * 1024;
+#[derive(Debug, serde::Deserialize)]
+struct FileQuery {
+    /// A token of the session, for `<video src>`, which cannot send headers.
+    token: Option<String>,
+}
 
+/// Who may read a file: the `Authorization` header as for every endpoint
+/// here, or else a session token (never the admin key) in `?token=`.
+fn file_viewer(
+    app: &App,
+    headers: &HeaderMap,
+    q: &FileQuery,
+    session: &str,
+) -> Result<(), ApiError> {
+    match &q.token {
+        Some(t) if !headers.contains_key(header::AUTHORIZATION) => {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}")) {
+                h.insert(header::AUTHORIZATION, v);
+            }
+            // The admin key does not go into URLs (they end up in logs).
+            if crate::auth::constant_time_eq(t.trim().as_bytes(), app.admin_key.as_bytes()) {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    crate::protocol::ErrorCode::Unauthorized,
+                    "the admin key is accepted only as 'Authorization: Bearer …', not in the URL",
+                ));
+            }
+            viewer(app, &h, session).map(|_| ())
+        }
+        _ => viewer(app, headers, session).map(|_| ()),
+    }
+}
+
+/// One track's WebM file, whole or by a byte range, streamed from disk.
 async fn file(
     State(app): State<App>,
     Path((id, rid, name)): Path<(String, String, String)>,
+    Query(q): Query<FileQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    viewer(&app, &headers, &id)?;
+    file_viewer(&app, &headers, &q, &id)?;
     let path = app
         .config
         .data_dir
@@ -402,7 +435,7 @@ async fn file(
     let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, start, end) = match asked {
         Some(h) => match range(h, len) {
-            Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e.min(s + MAX_CHUNK - 1)),
+            Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
             None => {
                 let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
@@ -411,27 +444,23 @@ async fn file(
                 return Ok(r);
             }
         },
-        None if len <= MAX_CHUNK * 64 => (StatusCode::OK, 0, len.saturating_sub(1)),
-        None => (StatusCode::PARTIAL_CONTENT, 0, MAX_CHUNK - 1),
+        None => (StatusCode::OK, 0, len.saturating_sub(1)),
     };
-    let mut buf = vec![
-        0u8;
-        if len == 0 {
-            0
-        } else {
-            (end - start + 1) as usize
-        }
-    ];
+    let count = if len == 0 { 0 } else { end - start + 1 };
     f.seek(std::io::SeekFrom::Start(start))
         .await
         .map_err(|_| ApiError::not_found("recording"))?;
-    f.read_exact(&mut buf)
-        .await
-        .map_err(|_| ApiError::not_found("recording"))?;
-    let mut r = (status, Body::from(buf)).into_response();
+    // A file still being written grows; the answer is what was there when
+    // it was asked for.
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        f.take(count),
+        64 * 1024,
+    ));
+    let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/webm"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
     if status == StatusCode::PARTIAL_CONTENT {
         if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
             h.insert(header::CONTENT_RANGE, v);

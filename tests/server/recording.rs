@@ -334,6 +334,46 @@ async fn a_teacher_with_a_replay_link_reports_watched_time_for_grading() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // A media element cannot send headers: the files take the token in the
+    // URL too (streamed, whole or by range), but never the admin key.
+    let listed: serde_json::Value = r.json().await.unwrap();
+    let file = format!(
+        "{}{}",
+        s.base,
+        listed[0]["tracks"][0]["url"].as_str().unwrap()
+    );
+    let whole = client
+        .get(format!("{file}?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    let bytes = whole.bytes().await.unwrap();
+    assert_eq!(
+        bytes.len() as u64,
+        listed[0]["tracks"][0]["bytes"].as_u64().unwrap()
+    );
+    let part = client
+        .get(format!("{file}?token={token}"))
+        .header("range", "bytes=100-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 100-{}/{}", bytes.len() - 1, bytes.len())
+    );
+    assert_eq!(part.bytes().await.unwrap(), bytes.slice(100..));
+    for (query, status) in [
+        (format!("token={}", s.admin_key), 401),
+        (format!("token={}", t2["token"].as_str().unwrap()), 403),
+        ("token=nonsense".to_string(), 401),
+        (String::new(), 401),
+    ] {
+        let r = client.get(format!("{file}?{query}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{query}");
+    }
     let ranges = serde_json::json!({"ranges": [[0.0, 1.5], [1.0, 2.0]]});
     let (status, r) = post(token.clone(), ranges.clone()).await;
     assert_eq!(
