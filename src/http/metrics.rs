@@ -37,6 +37,13 @@ pub struct Metrics {
     pub grading_delivered: AtomicU64,
     pub grading_failures: AtomicU64,
     pub grading_dead: AtomicU64,
+    /// Recordings being written, frames written, packets dropped because a
+    /// recording's queue was full, and recordings stopped by a failure
+    /// (disk full, write error).
+    pub recordings: AtomicI64,
+    pub recording_frames: AtomicU64,
+    pub recording_packets_dropped: AtomicU64,
+    pub recording_failures: AtomicU64,
 }
 
 /// CPU time (user + system) and resident memory of this process, from /proc.
@@ -201,6 +208,30 @@ impl Metrics {
             "counter",
             "Keyframe requests held back by the per-track rate limit.",
             c(&self.keyframe_requests_suppressed),
+        );
+        line(
+            "lectern_recordings",
+            "gauge",
+            "Recordings being written.",
+            g(&self.recordings),
+        );
+        line(
+            "lectern_recording_frames_total",
+            "counter",
+            "Frames written to recording files (Opus packets, whole VP8 frames).",
+            c(&self.recording_frames),
+        );
+        line(
+            "lectern_recording_packets_dropped_total",
+            "counter",
+            "Packets not recorded because a recording's queue was full.",
+            c(&self.recording_packets_dropped),
+        );
+        line(
+            "lectern_recording_failures_total",
+            "counter",
+            "Recordings stopped by a full disk or a failed write.",
+            c(&self.recording_failures),
         );
         out
     }

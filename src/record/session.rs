@@ -4,11 +4,13 @@
 //! and writes one WebM file per track plus a `recording.json` manifest.
 
 use super::{Kind, TrackRecorder};
+use crate::http::metrics::Metrics;
 use bytes::Bytes;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -59,6 +61,15 @@ pub struct TrackFile {
     pub bytes: u64,
 }
 
+/// What a recording needs from the server besides its directory.
+pub struct Setup {
+    /// Free bytes to leave on the recordings' file system (0: no guard).
+    pub min_free: u64,
+    /// Asks a video track's publisher for a keyframe, after a loss.
+    pub ask_keyframe: AskKeyframe,
+    pub metrics: Arc<Metrics>,
+}
+
 /// The handle the room keeps; the SFU gets a [`Tap`].
 pub struct Recording {
     tx: mpsc::Sender<Msg>,
@@ -70,11 +81,16 @@ pub struct Recording {
 #[derive(Clone)]
 pub struct Tap {
     tx: mpsc::Sender<Msg>,
+    metrics: Arc<Metrics>,
 }
 
 impl Tap {
     pub fn send(&self, p: RecPacket) {
-        let _ = self.tx.try_send(Msg::Packet(p));
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Msg::Packet(p)) {
+            self.metrics
+                .recording_packets_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -104,26 +120,20 @@ struct Track {
 }
 
 impl Recording {
-    /// Starts recording into `dir` (created), keeping at least `min_free`
-    /// bytes free on its file system (0: no such guard). A video track that
-    /// lost packets is repaired at its next keyframe, asked for with `ask`.
-    /// Returns the handle and the tap.
-    pub fn start(
-        id: String,
-        dir: PathBuf,
-        min_free: u64,
-        ask: AskKeyframe,
-    ) -> io::Result<(Recording, Tap)> {
+    /// Starts recording into `dir` (created). Returns the handle and the
+    /// tap.
+    pub fn start(id: String, dir: PathBuf, setup: Setup) -> io::Result<(Recording, Tap)> {
         std::fs::create_dir_all(&dir)?;
         let (tx, rx) = mpsc::channel(4096);
         let failure = Arc::new(OnceLock::new());
-        tokio::spawn(run(id, dir, min_free, ask, rx, failure.clone()));
+        let metrics = setup.metrics.clone();
+        tokio::spawn(run(id, dir, setup, rx, failure.clone()));
         Ok((
             Recording {
                 tx: tx.clone(),
                 failure,
             },
-            Tap { tx },
+            Tap { tx, metrics },
         ))
     }
 
@@ -192,15 +202,29 @@ fn short_of_space(dir: &Path, min_free: u64) -> Option<String> {
 async fn run(
     id: String,
     dir: PathBuf,
-    min_free: u64,
-    ask: AskKeyframe,
+    setup: Setup,
     mut rx: mpsc::Receiver<Msg>,
     failure: Arc<OnceLock<&'static str>>,
 ) {
+    let Setup {
+        min_free,
+        ask_keyframe: ask,
+        metrics,
+    } = setup;
+    metrics.recordings.fetch_add(1, Ordering::Relaxed);
+    // Counted down however the task ends.
+    struct Running(Arc<Metrics>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.recordings.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let _running = Running(metrics.clone());
     // The first failure stops all writing; the room sees it on its next
     // tick and stops the recording with the reason.
     let fail = |reason: &'static str, detail: &str| {
         if failure.set(reason).is_ok() {
+            metrics.recording_failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 recording = %id,
                 "recording stopped ({reason}): {detail}; the live session goes on"
@@ -272,7 +296,12 @@ async fn run(
                     }
                 }
                 t.last_packet = Instant::now();
-                if let Err(e) = t.rec.push(p.seq, p.timestamp, p.marker, &p.payload, ms) {
+                let before = t.rec.frames();
+                let pushed = t.rec.push(p.seq, p.timestamp, p.marker, &p.payload, ms);
+                metrics
+                    .recording_frames
+                    .fetch_add(t.rec.frames() - before, Ordering::Relaxed);
+                if let Err(e) = pushed {
                     let detail = format!("writing {}: {e}", t.file);
                     fail(failure_reason(&e), &detail);
                 } else if t.rec.waiting_for_keyframe()
@@ -495,6 +524,14 @@ mod tests {
         assert!(fresh.exists() && unfinished.exists());
     }
 
+    fn setup(min_free: u64) -> Setup {
+        Setup {
+            min_free,
+            ask_keyframe: Box::new(|_| {}),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
     fn opus(track: &str, seq: u16) -> RecPacket {
         RecPacket {
             track_id: track.into(),
@@ -525,8 +562,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Writes to /dev/full fail with ENOSPC, as on a full disk.
         std::os::unix::fs::symlink("/dev/full", dir.path().join("TRa-microphone.webm")).unwrap();
-        let (rec, tap) =
-            Recording::start("R1".into(), dir.path().to_path_buf(), 0, Box::new(|_| {})).unwrap();
+        let (rec, tap) = Recording::start("R1".into(), dir.path().to_path_buf(), setup(0)).unwrap();
         assert_eq!(rec.failure(), None);
         for seq in 0..100 {
             tap.send(opus("TRa", seq));
@@ -544,13 +580,8 @@ mod tests {
     #[tokio::test]
     async fn too_little_free_space_stops_a_recording_before_it_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, tap) = Recording::start(
-            "R1".into(),
-            dir.path().to_path_buf(),
-            u64::MAX,
-            Box::new(|_| {}),
-        )
-        .unwrap();
+        let (rec, tap) =
+            Recording::start("R1".into(), dir.path().to_path_buf(), setup(u64::MAX)).unwrap();
         assert_eq!(failure_of(&rec).await, Some("disk_full"));
         tap.send(opus("TRa", 0));
         let manifest = rec.stop().await.unwrap();
@@ -582,8 +613,7 @@ mod tests {
     #[tokio::test]
     async fn a_simulcast_track_records_its_best_sending_layer_only() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, tap) =
-            Recording::start("R1".into(), dir.path().to_path_buf(), 0, Box::new(|_| {})).unwrap();
+        let (rec, tap) = Recording::start("R1".into(), dir.path().to_path_buf(), setup(0)).unwrap();
         // Low (160 px, rank 0) and high (640 px, rank 2) interleaved, the
         // low layer first: one low frame, then only the high layer.
         for i in 0..20u16 {
@@ -603,6 +633,31 @@ mod tests {
         let manifest = rec.stop().await.unwrap();
         assert_eq!(manifest.tracks.len(), 1);
         assert_eq!(manifest.tracks[0].frames, 1 + 20 + 5, "{manifest:?}");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_packets_and_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = setup(0);
+        let metrics = s.metrics.clone();
+        let (rec, tap) = Recording::start("R1".into(), dir.path().to_path_buf(), s).unwrap();
+        // The test runtime has one thread: the task reads nothing until this
+        // test waits, so the queue (4,096) fills up.
+        for seq in 0..5000 {
+            tap.send(opus("TRa", seq));
+        }
+        assert_eq!(
+            metrics.recording_packets_dropped.load(Ordering::Relaxed),
+            904
+        );
+        let manifest = rec.stop().await.unwrap();
+        assert_eq!(manifest.tracks[0].frames, 4096);
+        assert_eq!(metrics.recording_frames.load(Ordering::Relaxed), 4096);
+        assert_eq!(
+            metrics.recordings.load(Ordering::Relaxed),
+            0,
+            "the task ended"
+        );
     }
 
     #[test]

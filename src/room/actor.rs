@@ -1294,8 +1294,12 @@ impl RoomActor {
                         tokio::spawn(async move { m.request_keyframe(&track).await });
                     }
                 });
-                let min_free = self.shared.sfu.recording_min_free;
-                match Recording::start(recording_id.clone(), dir, min_free, ask) {
+                let setup = crate::record::session::Setup {
+                    min_free: self.shared.sfu.recording_min_free,
+                    ask_keyframe: ask,
+                    metrics: self.shared.metrics.clone(),
+                };
+                match Recording::start(recording_id.clone(), dir, setup) {
                     Ok((rec, tap)) => {
                         self.media.set_recording(Some(tap.clone())).await;
                         self.recording = Some((rec, tap));

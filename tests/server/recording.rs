@@ -263,6 +263,12 @@ async fn a_recording_short_of_disk_space_stops_with_disk_full_and_the_class_goes
     assert!(events
         .iter()
         .any(|e| e["type"] == "recording_stopped" && e["reason"] == "disk_full"));
+    let (_, metrics) = s.api_text("GET", "/metrics", None).await;
+    assert!(
+        metrics.contains("\nlectern_recording_failures_total 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("\nlectern_recordings 0\n"), "{metrics}");
     publisher.stop();
 }
 
@@ -613,5 +619,12 @@ async fn ten_seconds_of_real_vp8_and_opus_with_one_pause_hold_what_was_sent() {
         (secs * 1000.0 - ms as f64).abs() < 500.0,
         "audio {secs} s vs {ms} ms"
     );
+    let (_, metrics) = s.api_text("GET", "/metrics", None).await;
+    let written: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("lectern_recording_frames_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert_eq!(written, frames + packets, "{metrics}");
     eprintln!("video {frames} of {video_sent} frames, audio {packets} of {audio_sent} packets, {ms} of {recorded_ms} ms");
 }
