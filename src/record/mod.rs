@@ -69,6 +69,8 @@ impl TrackRecorder {
         now_ms: i64,
     ) -> io::Result<()> {
         let (ts, keyframe, data) = match self.kind {
+            // An empty packet is padding, not a frame.
+            Kind::Opus if payload.is_empty() => return Ok(()),
             Kind::Opus => (timestamp, true, payload.to_vec()),
             Kind::Vp8 => match self.depacketizer.push(seq, timestamp, marker, payload) {
                 Some(f) => (f.rtp_timestamp, f.keyframe, f.data),
@@ -107,6 +109,11 @@ impl TrackRecorder {
     pub fn waiting_for_keyframe(&self) -> bool {
         self.kind == Kind::Vp8
             && (self.writer.is_none() || self.depacketizer.waiting_for_keyframe())
+    }
+
+    /// Frames written and their times; `None` before the file exists.
+    pub fn span(&self) -> Option<webm::Span> {
+        self.writer.as_ref().map(|w| w.span())
     }
 
     /// Frames written.

@@ -331,18 +331,17 @@ async fn run(
             Msg::Stop(reply) => {
                 let end = now_ms(before, stretch);
                 let mut files = Vec::new();
+                let mut unfinished = false;
                 for (track_id, t) in tracks.drain() {
+                    let Some(written) = t.rec.span() else {
+                        continue; // nothing usable arrived: no file
+                    };
                     let span = match t.rec.finish(Some(end)) {
-                        Ok(Some(span)) => span,
-                        Ok(None) => continue,
+                        Ok(span) => span.unwrap_or(written),
                         Err(e) => {
-                            // Finalized at the next start-up.
                             tracing::error!(recording = %id, "finishing {track_id}: {e}");
-                            super::webm::Span {
-                                frames: 0,
-                                first_ms: 0,
-                                last_ms: 0,
-                            }
+                            unfinished = true;
+                            written
                         }
                     };
                     let bytes = std::fs::metadata(dir.join(&t.file)).map_or(0, |m| m.len());
@@ -367,9 +366,13 @@ async fn run(
                     duration_ms: end,
                     tracks: files,
                 };
-                if let Ok(json) = serde_json::to_vec_pretty(&manifest) {
+                if unfinished {
+                    // No manifest: the next start-up finalizes the files
+                    // (`recover`), as after a crash.
+                    tracing::error!(recording = %id, "a file could not be finished; the recording is finalized at the next start-up");
+                } else if let Ok(json) = serde_json::to_vec_pretty(&manifest) {
                     if let Err(e) = std::fs::write(dir.join("recording.json"), json) {
-                        // Finished again at the next start-up.
+                        // Finalized at the next start-up.
                         tracing::error!(recording = %id, "writing recording.json: {e}");
                     }
                 }
@@ -574,7 +577,10 @@ mod tests {
         }
         let manifest = rec.stop().await.expect("the task still answers stop");
         assert!(!dir.path().join("TRb-microphone.webm").exists());
-        assert!(manifest.tracks.iter().all(|t| t.track_id == "TRa"));
+        // Not even the file's header could be written: nothing usable, so
+        // the track is left out.
+        assert!(manifest.tracks.is_empty(), "{manifest:?}");
+        assert!(dir.path().join("recording.json").exists());
     }
 
     #[tokio::test]

@@ -11,6 +11,10 @@ pub struct Frame {
     pub data: Vec<u8>,
 }
 
+/// A packet this far behind the expected sequence number or less is late;
+/// one further away means the stream jumped (and is taken as a gap).
+const LATE_WINDOW: u16 = 1000;
+
 /// Reassembles frames from the packets of one VP8 stream.
 #[derive(Debug, Default)]
 pub struct Depacketizer {
@@ -72,13 +76,13 @@ impl Depacketizer {
         payload: &[u8],
     ) -> Option<Frame> {
         if let Some(expected) = self.next_seq {
-            let ahead = seq.wrapping_sub(expected);
-            if ahead >= 0x8000 {
+            let behind = expected.wrapping_sub(seq);
+            if behind != 0 && behind <= LATE_WINDOW {
                 // Late (reordered, or resent after a NACK): its frame was
                 // already given up when the gap was seen.
                 return None;
             }
-            if ahead != 0 {
+            if seq != expected {
                 // A gap: the frame being built is lost, and so is
                 // everything until a keyframe.
                 self.broken = true;
@@ -237,6 +241,23 @@ mod tests {
         assert!(!d.waiting_for_keyframe());
         let f = d.push(5, 300, true, &packets(&[0x01, 8], 1200)[0]).unwrap();
         assert_eq!(f.rtp_timestamp, 300);
+    }
+
+    #[test]
+    fn a_stream_that_jumps_far_back_goes_on_from_its_next_keyframe() {
+        let mut d = Depacketizer::default();
+        let kf = keyframe(10);
+        assert!(d.push(40_000, 100, true, &packets(&kf, 1200)[0]).is_some());
+        // 30,000 back is no late packet: a jump, then a keyframe again.
+        assert!(d
+            .push(10_000, 200, true, &packets(&[0x01, 9], 1200)[0])
+            .is_none());
+        assert!(d.waiting_for_keyframe());
+        assert!(
+            d.push(10_001, 300, true, &packets(&kf, 1200)[0])
+                .unwrap()
+                .keyframe
+        );
     }
 
     #[test]

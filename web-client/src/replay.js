@@ -38,7 +38,7 @@ function spanOf(tr, duration) {
 
 /**
  * The video track on the main stage at `ms`: the screen share running then
- * (the latest started), else the camera of whoever spoke last with a camera
+ * (the earliest started), else the camera of whoever spoke last with a camera
  * running, else the camera running then that started first.
  * @param {any[]} videos tracks, each with `span`
  * @param {any[]} speaks `speaking: true` events in time order
@@ -49,7 +49,8 @@ export function mainAt(videos, speaks, ms) {
   const running = videos.filter((tr) => tr.span[0] <= ms && ms < tr.span[1]);
   const byStart = (/** @type {any} */ a, /** @type {any} */ b) => a.span[0] - b.span[0];
   const screens = running.filter((tr) => tr.source === 'screen').sort(byStart);
-  if (screens.length) return screens[screens.length - 1];
+  // The first share, as the live stage shows the first one published.
+  if (screens.length) return screens[0];
   const cams = running.filter((tr) => tr.source !== 'screen').sort(byStart);
   let speaker = null;
   for (const e of speaks) {
@@ -129,7 +130,12 @@ export async function replayPage(root) {
     if (!r?.ok) return fail('replay.not_found');
     mediaToken = (await r.json()).token;
   }
-  for (const [tr, el] of els) el.src = `${tr.url}?token=${encodeURIComponent(mediaToken ?? '')}`;
+  const broken = h('p', { class: 'notice', role: 'alert', hidden: true });
+  tx(broken, 'replay.file_error');
+  for (const [tr, el] of els) {
+    el.addEventListener('error', () => (broken.hidden = false));
+    el.src = `${tr.url}?token=${encodeURIComponent(mediaToken ?? '')}`;
+  }
   const noVideo = h('p', { class: 'waiting replay-no-video' });
   tx(noVideo, 'replay.no_video');
 
@@ -163,8 +169,22 @@ export async function replayPage(root) {
 
   const playBtn = h('button', { class: 'play', type: 'button', onclick: () => (playing ? pause() : play()) });
   const seek = /** @type {HTMLInputElement} */ (
-    h('input', { type: 'range', class: 'replay-seek', min: '0', max: String(duration / 1000), step: '0.1', value: '0', oninput: () => seekTo(Number(seek.value) * 1000) })
+    h('input', {
+      type: 'range',
+      class: 'replay-seek',
+      min: '0',
+      max: String(duration / 1000),
+      step: '0.1',
+      value: '0',
+      oninput: () => {
+        dragging = true;
+        seekTo(Number(seek.value) * 1000);
+      },
+      onchange: () => (dragging = false),
+    })
   );
+  // While the slider is being moved, the clock does not move it back.
+  let dragging = false;
   tx(seek, 'replay.position', { attr: 'aria-label' });
   const timeText = h('span', { class: 'replay-time' });
   const speed = /** @type {HTMLSelectElement} */ (
@@ -189,7 +209,7 @@ export async function replayPage(root) {
   const paintControls = () => {
     const ms = now();
     tx(playBtn, playing ? 'replay.pause' : 'replay.play');
-    if (document.activeElement !== seek) seek.value = String(Math.round(ms / 100) / 10);
+    if (!dragging) seek.value = String(Math.round(ms / 100) / 10);
     timeText.textContent = `${mmss(ms / 1000)} / ${mmss(duration / 1000)}`;
     player.dataset.ms = String(Math.round(ms));
     player.dataset.playing = String(playing);
@@ -203,6 +223,7 @@ export async function replayPage(root) {
     paintControls();
   }
   function pause() {
+    track(); // the stretch played since the last tick
     pos = now();
     playing = false;
     sync(true);
@@ -292,7 +313,12 @@ export async function replayPage(root) {
   });
   window.addEventListener('pagehide', report);
 
-  replace(player, [h('div', { class: 'replay-stage' }, [...videos.map((tr) => els.get(tr)), noVideo]), h('div', { class: 'replay-controls' }, [playBtn, seek, timeText, h('label', { class: 'check' }, [tx(h('span'), 'replay.speed'), speed])]), ...audios.map((tr) => els.get(tr))]);
+  replace(player, [
+    h('div', { class: 'replay-stage' }, [...videos.map((tr) => els.get(tr)), noVideo]),
+    h('div', { class: 'replay-controls' }, [playBtn, seek, timeText, h('label', { class: 'check' }, [tx(h('span'), 'replay.speed'), speed])]),
+    broken,
+    ...audios.map((tr) => els.get(tr)),
+  ]);
   replace(
     root,
     h('main', { class: 'replay' }, [

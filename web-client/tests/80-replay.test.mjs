@@ -94,6 +94,7 @@ test('record a Q&A with a screen share, then replay it as the class saw it, with
   assert.match(await playBtn.innerText(), /^(Play|播放)$/);
   await playBtn.click();
   await waitFor(() => videoPlaying(shown), { what: 'the replay playing' });
+  assert.equal(await admin.locator('.replay-player .notice').isVisible(), false, 'every file loads');
   // The host's microphone plays beside it.
   await waitFor(() => admin.locator('audio[data-owner="tutor-1"]').evaluate((a) => !(/** @type {HTMLAudioElement} */ (a).paused)), { what: 'the host heard' });
   // The message shows once playback passes its time (about 2.5 s in).
