@@ -591,6 +591,18 @@ impl utoipa::Modify for SecurityAddon {
             "admin_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            "session_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A token of the session: a replay token, or a member's join or resume token",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -600,7 +612,9 @@ impl utoipa::Modify for SecurityAddon {
     paths(create_session, list_sessions, get_session, update_session, end_session, create_token,
           participants, chat, questions, events, attendance_report, token_info,
           super::grading_api::report, super::grading_api::sinks, super::grading_api::deliveries,
-          super::grading_api::redeliver),
+          super::grading_api::redeliver, super::recordings_api::list,
+          super::recordings_api::timeline, super::recordings_api::file,
+          super::recordings_api::replay_token, super::recordings_api::watched),
     components(schemas(ErrorBody, ErrorDetail, TimelineEvent)),
     modifiers(&SecurityAddon)
 )]

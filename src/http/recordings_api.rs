@@ -100,6 +100,13 @@ const REPLAYED: &[&str] = &[
 /// The session's events during a recording, each with `offset_ms` from the
 /// recording's start; events in paused stretches are left out, like the
 /// media.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/recordings/{rid}/timeline", tag = "recordings",
+    params(("id" = String, Path), ("rid" = String, Path)),
+    responses((status = 200, description = "Stored events (as on the WebSocket), each with `offset_ms`", body = Vec<Object>),
+              (status = 401, body = super::api::ErrorBody),
+              (status = 403, body = super::api::ErrorBody),
+              (status = 404, body = super::api::ErrorBody)),
+    security(("admin_key" = []), ("session_token" = [])))]
 async fn timeline(
     State(app): State<App>,
     headers: HeaderMap,
@@ -141,13 +148,17 @@ fn safe(s: &str) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::not_found("recording"))
 }
 
-#[derive(Serialize)]
-struct Listed {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Listed {
     id: String,
     /// Whether the recording was finished (a crash leaves it unfinished,
     /// its files playable up to their last frame).
     finished: bool,
     duration_ms: Option<i64>,
+    /// Finished: the manifest's tracks (`track_id`, `owner`, `source`,
+    /// `kind`, `file`, `frames`, `start_ms`, `end_ms`, `bytes`) with `url`;
+    /// unfinished: `file`, `bytes` and `url` of each file.
+    #[schema(value_type = Vec<Object>)]
     tracks: Vec<Value>,
 }
 
@@ -175,21 +186,40 @@ fn viewer(app: &App, headers: &HeaderMap, session: &str) -> Result<Option<Claims
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplayTokenRequest {
+pub struct ReplayTokenRequest {
+    /// The teacher, as the programme identifies them (1–128 characters).
     identity: String,
+    /// Display name (1–64 characters).
     name: String,
+    /// How long the link works: 1 to 7,776,000 s; default 30 days.
     ttl_seconds: Option<u64>,
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReplayLink {
+    /// A replay token: reads this session's recordings and reports watched time.
+    token: String,
+    /// The replay page with the token.
+    replay_url: String,
+    #[schema(value_type = String)]
+    expires_at: Timestamp,
+}
+
 /// A replay link for one teacher (admin key). Works for ended sessions too.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/replay-tokens", tag = "recordings",
+    params(("id" = String, Path)), request_body = ReplayTokenRequest,
+    responses((status = 200, body = ReplayLink),
+              (status = 400, body = super::api::ErrorBody),
+              (status = 404, body = super::api::ErrorBody)),
+    security(("admin_key" = [])))]
 async fn replay_token(
     _: Admin,
     State(app): State<App>,
     Path(id): Path<String>,
     ApiJson(r): ApiJson<ReplayTokenRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReplayLink>, ApiError> {
     let session = app
         .store
         .get_session(&id)
@@ -220,22 +250,35 @@ async fn replay_token(
         exp: iat + ttl as i64,
         typ: TokenType::Replay,
     });
-    Ok(Json(serde_json::json!({
-        "token": token,
-        "replay_url": format!("{}/replay?session={}&token={token}", app.public_url, session.id),
-        "expires_at": Timestamp((iat + ttl as i64) * 1000),
-    })))
+    Ok(Json(ReplayLink {
+        replay_url: format!(
+            "{}/replay?session={}&token={token}",
+            app.public_url, session.id
+        ),
+        token,
+        expires_at: Timestamp((iat + ttl as i64) * 1000),
+    }))
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Watched {
-    /// Newly watched stretches, in seconds of the recording.
+pub struct Watched {
+    /// Newly watched stretches, `[start, end]` in seconds of the recording
+    /// (1 to 100 pairs).
+    #[schema(value_type = Vec<Vec<f64>>)]
     ranges: Vec<[f64; 2]>,
 }
 
 /// Stretches of a replay the token's holder watched; becomes the
-/// participation event `replay.watched`.
+/// participation event `replay.watched`. Answers `{"seconds": n}`.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/recordings/{rid}/watched", tag = "recordings",
+    params(("id" = String, Path), ("rid" = String, Path)), request_body = Watched,
+    responses((status = 200, description = "The merged length counted, `{\"seconds\": 486}`", body = Object),
+              (status = 400, body = super::api::ErrorBody),
+              (status = 401, body = super::api::ErrorBody),
+              (status = 403, body = super::api::ErrorBody),
+              (status = 404, body = super::api::ErrorBody)),
+    security(("session_token" = [])))]
 async fn watched(
     State(app): State<App>,
     headers: HeaderMap,
@@ -288,6 +331,14 @@ async fn watched(
     Ok(Json(serde_json::json!({ "seconds": seconds })))
 }
 
+/// The session's recordings, sorted by id.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/recordings", tag = "recordings",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Listed>),
+              (status = 401, body = super::api::ErrorBody),
+              (status = 403, body = super::api::ErrorBody),
+              (status = 404, body = super::api::ErrorBody)),
+    security(("admin_key" = []), ("session_token" = [])))]
 async fn list(
     State(app): State<App>,
     headers: HeaderMap,
@@ -372,9 +423,10 @@ fn range(h: &str, len: u64) -> Option<(u64, u64)> {
     (start <= end && end < len).then_some((start, end))
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct FileQuery {
-    /// A token of the session, for `<video src>`, which cannot send headers.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct FileQuery {
+    /// A token of the session (never the admin key), for `<video src>`,
+    /// which cannot send headers.
     token: Option<String>,
 }
 
@@ -406,7 +458,17 @@ fn file_viewer(
     }
 }
 
-/// One track's WebM file, whole or by a byte range, streamed from disk.
+/// One track's WebM file, whole or by a byte range (`Range: bytes=…`),
+/// streamed from disk.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/recordings/{rid}/{file}", tag = "recordings",
+    params(("id" = String, Path), ("rid" = String, Path), ("file" = String, Path), FileQuery),
+    responses((status = 200, description = "The whole file", content_type = "video/webm"),
+              (status = 206, description = "The range asked for, with Content-Range", content_type = "video/webm"),
+              (status = 401, body = super::api::ErrorBody),
+              (status = 403, body = super::api::ErrorBody),
+              (status = 404, body = super::api::ErrorBody),
+              (status = 416, description = "The range does not fit the file")),
+    security(("admin_key" = []), ("session_token" = [])))]
 async fn file(
     State(app): State<App>,
     Path((id, rid, name)): Path<(String, String, String)>,

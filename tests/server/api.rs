@@ -157,6 +157,12 @@ async fn tokens_come_with_a_join_url_and_openapi_lists_the_api() {
         "/api/v1/sessions/{id}/questions",
         "/api/v1/sessions/{id}/events",
         "/api/v1/sessions/{id}/attendance",
+        "/api/v1/sessions/{id}/report",
+        "/api/v1/sessions/{id}/recordings",
+        "/api/v1/sessions/{id}/recordings/{rid}/timeline",
+        "/api/v1/sessions/{id}/recordings/{rid}/{file}",
+        "/api/v1/sessions/{id}/recordings/{rid}/watched",
+        "/api/v1/sessions/{id}/replay-tokens",
     ] {
         assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
     }
