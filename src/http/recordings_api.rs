@@ -156,7 +156,8 @@ pub struct Listed {
     finished: bool,
     duration_ms: Option<i64>,
     /// Finished: the manifest's tracks (`track_id`, `owner`, `source`,
-    /// `kind`, `file`, `frames`, `start_ms`, `end_ms`, `bytes`) with `url`;
+    /// `kind`, `file`, `frames`, `start_ms`, `end_ms`, `bytes`) with `url`
+    /// and the owner's `role` in the session (`null` if unknown);
     /// unfinished: `file`, `bytes` and `url` of each file.
     #[schema(value_type = Vec<Object>)]
     tracks: Vec<Value>,
@@ -355,6 +356,15 @@ async fn list(
     let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
         return Ok(Json(out));
     };
+    // Each owner's role in the session, so a replay can put the expert on
+    // the main stage as the live Q&A does.
+    let roles: std::collections::HashMap<String, Role> = app
+        .store
+        .participants(&id)
+        .await?
+        .into_iter()
+        .map(|p| (p.identity, p.role))
+        .collect();
     while let Ok(Some(e)) = entries.next_entry().await {
         let rid = e.file_name().to_string_lossy().to_string();
         let manifest = tokio::fs::read(e.path().join("recording.json"))
@@ -375,6 +385,8 @@ async fn list(
                     .map(|mut t| {
                         let f = t["file"].as_str().unwrap_or_default().to_string();
                         t["url"] = Value::String(url(&f));
+                        let role = t["owner"].as_str().and_then(|o| roles.get(o));
+                        t["role"] = serde_json::to_value(role).unwrap_or(Value::Null);
                         t
                     })
                     .collect(),

@@ -93,8 +93,12 @@ async fn a_host_records_with_a_pause_and_the_file_holds_the_recorded_stretches()
     assert!((2500..=3600).contains(&ms), "{ms} ms");
     let track = &rec["tracks"][0];
     assert_eq!(
-        (track["kind"].as_str(), track["owner"].as_str()),
-        (Some("audio"), Some("host"))
+        (
+            track["kind"].as_str(),
+            track["owner"].as_str(),
+            track["role"].as_str()
+        ),
+        (Some("audio"), Some("host"), Some("host"))
     );
     let frames = track["frames"].as_u64().unwrap();
     // 50 packets a second while recording, not while paused.

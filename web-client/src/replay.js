@@ -37,9 +37,11 @@ function spanOf(tr, duration) {
 }
 
 /**
- * The video track on the main stage at `ms`: the screen share running then
- * (the earliest started), else the camera of whoever spoke last with a camera
- * running, else the camera running then that started first.
+ * The video track on the main stage at `ms`, as the live Q&A stage shows
+ * it: the screen share running then (the earliest started); else a camera
+ * of the staff (hosts, moderators: the expert), or of anyone when no staff
+ * camera runs: of those, the camera of whoever spoke last, else the one
+ * that started first.
  * @param {any[]} videos tracks, each with `span`
  * @param {any[]} speaks `speaking: true` events in time order
  * @param {number} ms
@@ -51,7 +53,9 @@ export function mainAt(videos, speaks, ms) {
   const screens = running.filter((tr) => tr.source === 'screen').sort(byStart);
   // The first share, as the live stage shows the first one published.
   if (screens.length) return screens[0];
-  const cams = running.filter((tr) => tr.source !== 'screen').sort(byStart);
+  const all = running.filter((tr) => tr.source !== 'screen').sort(byStart);
+  const staff = all.filter((tr) => tr.role === 'host' || tr.role === 'moderator');
+  const cams = staff.length ? staff : all;
   let speaker = null;
   for (const e of speaks) {
     if (e.offset_ms > ms) break;
