@@ -608,7 +608,7 @@ impl utoipa::Modify for SecurityAddon {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Lectern API", description = "Sessions, join tokens and reports of the Lectern live classroom server. The WebSocket protocol is in docs/protocol.md."),
+    info(title = "Lectern API", description = "Sessions, join tokens, reports and recordings of the Lectern live classroom server. The WebSocket protocol is in docs/protocol.md."),
     paths(create_session, list_sessions, get_session, update_session, end_session, create_token,
           participants, chat, questions, events, attendance_report, token_info,
           super::grading_api::report, super::grading_api::sinks, super::grading_api::deliveries,

@@ -213,6 +213,7 @@ pub struct ReplayLink {
     params(("id" = String, Path)), request_body = ReplayTokenRequest,
     responses((status = 200, body = ReplayLink),
               (status = 400, body = super::api::ErrorBody),
+              (status = 401, body = super::api::ErrorBody),
               (status = 404, body = super::api::ErrorBody)),
     security(("admin_key" = [])))]
 async fn replay_token(
@@ -464,7 +465,19 @@ fn file_viewer(
                     "the admin key is accepted only as 'Authorization: Bearer …', not in the URL",
                 ));
             }
-            viewer(app, &h, session).map(|_| ())
+            viewer(app, &h, session).map(|_| ()).map_err(|e| {
+                if e.status == StatusCode::UNAUTHORIZED
+                    && e.code == crate::protocol::ErrorCode::Unauthorized
+                {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        crate::protocol::ErrorCode::Unauthorized,
+                        "the token in the link is not valid; open the replay link again",
+                    )
+                } else {
+                    e
+                }
+            })
         }
         _ => viewer(app, headers, session).map(|_| ()),
     }

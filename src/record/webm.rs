@@ -373,7 +373,10 @@ pub fn finalize(path: &std::path::Path) -> io::Result<Span> {
         return Err(bad());
     }
     let segment_size_at = (i + n) as u64;
-    let (_, m) = read_size(&bytes, i + n).ok_or_else(bad)?;
+    let (segment_size, m) = read_size(&bytes, i + n).ok_or_else(bad)?;
+    // A known segment size is written last by `finish`: such a file is
+    // already whole (a recording where only another file failed).
+    let finished = segment_size.is_some();
     let segment_start = (i + n + m) as u64;
     i += n + m;
     let (mut info_at, mut tracks_at, mut duration_at) = (None, None, None);
@@ -432,6 +435,8 @@ pub fn finalize(path: &std::path::Path) -> io::Result<Span> {
                 }
                 continue;
             }
+            // Cues of a finish cut short: written anew below.
+            (CUES, Some(_)) => break,
             (_, Some(size)) => {
                 let end = body + size as usize;
                 if end > bytes.len() {
@@ -482,6 +487,13 @@ pub fn finalize(path: &std::path::Path) -> io::Result<Span> {
     else {
         return Err(bad());
     };
+    if finished {
+        return Ok(Span {
+            first_ms: first_ms.unwrap_or(0),
+            last_ms,
+            frames: blocks,
+        });
+    }
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -603,6 +615,36 @@ mod tests {
             14960.0
         );
         assert!(find(&[0x1C, 0x53, 0xBB, 0x6B]).is_some(), "cues");
+    }
+
+    #[test]
+    fn a_finished_file_is_read_but_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.webm");
+        let f = std::fs::File::create(&path).unwrap();
+        let mut w = WebmWriter::new(
+            f,
+            Codec::Vp8 {
+                width: 64,
+                height: 48,
+            },
+        )
+        .unwrap();
+        for i in 0..90 {
+            w.write_frame(500 + i * 33, i % 30 == 0, &[0x10, 0x02, 0x00, 0x9d])
+                .unwrap();
+        }
+        let written = w.span();
+        w.finish(None).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        for _ in 0..2 {
+            let span = finalize(&path).unwrap();
+            assert_eq!(
+                (span.frames, span.first_ms, span.last_ms),
+                (written.frames, written.first_ms, written.last_ms)
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), before, "not rewritten");
+        }
     }
 
     #[test]

@@ -383,6 +383,12 @@ async fn a_teacher_with_a_replay_link_reports_watched_time_for_grading() {
     ] {
         let r = client.get(format!("{file}?{query}")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), status, "{query}");
+        if query == "token=nonsense" {
+            let body: serde_json::Value = r.json().await.unwrap();
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("link"), "{message}");
+            assert!(!message.contains("admin key"), "{message}");
+        }
     }
     let ranges = serde_json::json!({"ranges": [[0.0, 1.5], [1.0, 2.0]]});
     let (status, r) = post(token.clone(), ranges.clone()).await;

@@ -236,6 +236,7 @@ export async function replayPage(root) {
   }
   /** @param {number} ms */
   function seekTo(ms) {
+    track(); // the stretch played before the jump counts
     pos = Math.max(0, Math.min(duration, ms));
     since = performance.now();
     last = playing ? pos / 1000 : null;
