@@ -291,7 +291,21 @@ impl Api {
             rtp_forwarded: get("lectern_rtp_forwarded_total") as u64,
             rtp_dropped: get("lectern_rtp_dropped_total") as u64,
             connections: get("lectern_connections") as u64,
+            store_commits: get("lectern_store_commit_seconds_count") as u64,
+            store_commits_within_25ms: get("lectern_store_commit_seconds_bucket{le=\"0.025\"}")
+                as u64,
         })
+    }
+}
+
+impl ServerUsage {
+    /// Storage commits since `before`, and how many of them took over 25 ms.
+    pub fn commits_since(&self, before: &ServerUsage) -> (u64, u64) {
+        let slow = |u: &ServerUsage| u.store_commits.saturating_sub(u.store_commits_within_25ms);
+        (
+            self.store_commits.saturating_sub(before.store_commits),
+            slow(self).saturating_sub(slow(before)),
+        )
     }
 }
 
@@ -302,6 +316,9 @@ pub struct ServerUsage {
     pub rtp_forwarded: u64,
     pub rtp_dropped: u64,
     pub connections: u64,
+    /// Storage batches committed by rooms, and those that took ≤ 25 ms.
+    pub store_commits: u64,
+    pub store_commits_within_25ms: u64,
 }
 
 /// The source address for the `i`-th connection: 20,000 connections per

@@ -284,6 +284,8 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             rss_bytes_start: rss0,
             rss_bytes_end: rss_bytes(p.pid),
             rss_bytes_peak: peak,
+            // Janus stores nothing.
+            ..Default::default()
         },
         extra: json!({
             "forwarded_packets_per_s": delivered as f64 / elapsed,

@@ -66,6 +66,10 @@ pub struct ServerReport {
     pub rss_bytes_start: u64,
     pub rss_bytes_end: u64,
     pub rss_bytes_peak: u64,
+    /// Rooms' storage commits during the run, and those over 25 ms (a
+    /// room sends a batch's frames only once it is stored).
+    pub store_commits: u64,
+    pub store_commits_over_25ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +110,8 @@ impl Report {
                 "rss_bytes_start": self.server.rss_bytes_start,
                 "rss_bytes_end": self.server.rss_bytes_end,
                 "rss_bytes_peak": self.server.rss_bytes_peak,
+                "store_commits": self.server.store_commits,
+                "store_commits_over_25ms": self.server.store_commits_over_25ms,
             },
             "extra": self.extra,
         })
@@ -139,6 +145,12 @@ impl Report {
             self.server.rss_bytes_end as f64 / 1048576.0,
             self.server.rss_bytes_peak as f64 / 1048576.0
         );
+        if self.server.store_commits > 0 {
+            println!(
+                "storage    {} commits, {} over 25 ms",
+                self.server.store_commits, self.server.store_commits_over_25ms
+            );
+        }
         println!("extra      {}", self.extra);
     }
 }

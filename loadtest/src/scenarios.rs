@@ -161,6 +161,8 @@ fn server(
         rss_bytes_start: u0.rss_bytes,
         rss_bytes_end: u1.rss_bytes,
         rss_bytes_peak: peak.max(u1.rss_bytes),
+        store_commits: u1.commits_since(u0).0,
+        store_commits_over_25ms: u1.commits_since(u0).1,
     }
 }
 

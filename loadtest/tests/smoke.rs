@@ -61,6 +61,11 @@ async fn every_scenario_produces_a_complete_report() {
         "host and members receive every question"
     );
     assert_eq!(r.delivered, r.expected);
+    assert!(
+        r.server.store_commits > 0,
+        "questions and upvotes are stored, and the commits counted"
+    );
+    assert!(r.server.store_commits_over_25ms <= r.server.store_commits);
 
     let r = scenarios::classroom_mix(&api, &params(0, 5, 20.0))
         .await

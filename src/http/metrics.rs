@@ -44,6 +44,53 @@ pub struct Metrics {
     pub recording_frames: AtomicU64,
     pub recording_packets_dropped: AtomicU64,
     pub recording_failures: AtomicU64,
+    /// How long rooms' storage batches took to commit (a room sends
+    /// nothing of a batch before it is stored, so this is added latency).
+    pub store_commit: Histogram,
+}
+
+/// Upper bounds of [`Histogram`]'s buckets, in microseconds.
+const BUCKETS_US: [u64; 9] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+/// A Prometheus histogram of durations with fixed buckets (1 ms to 1 s).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative); the last is `+Inf`.
+    buckets: [AtomicU64; BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = BUCKETS_US
+            .iter()
+            .position(|b| us <= *b)
+            .unwrap_or(BUCKETS_US.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut n = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            n += b.load(Ordering::Relaxed);
+            match BUCKETS_US.get(i) {
+                Some(us) => {
+                    let le = *us as f64 / 1e6;
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
+                }
+            }
+        }
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {n}");
+    }
 }
 
 /// CPU time (user + system) and resident memory of this process, from /proc.
@@ -233,6 +280,42 @@ impl Metrics {
             "Recordings stopped by a full disk or a failed write.",
             c(&self.recording_failures),
         );
+        self.store_commit.render(
+            &mut out,
+            "lectern_store_commit_seconds",
+            "Time rooms waited for a batch of events to be stored before sending it.",
+        );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_with_sum_and_count() {
+        let m = Metrics::default();
+        for ms in [0, 3, 3, 40, 2000] {
+            m.store_commit.observe(Duration::from_millis(ms));
+        }
+        let text = m.render();
+        let get = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{key} missing"))
+                .to_string()
+        };
+        let name = "lectern_store_commit_seconds";
+        assert_eq!(get(&format!("{name}_bucket{{le=\"0.001\"}}")), "1");
+        assert_eq!(get(&format!("{name}_bucket{{le=\"0.0025\"}}")), "1");
+        assert_eq!(get(&format!("{name}_bucket{{le=\"0.005\"}}")), "3");
+        assert_eq!(get(&format!("{name}_bucket{{le=\"0.05\"}}")), "4");
+        assert_eq!(get(&format!("{name}_bucket{{le=\"1\"}}")), "4");
+        assert_eq!(get(&format!("{name}_bucket{{le=\"+Inf\"}}")), "5");
+        assert_eq!(get(&format!("{name}_count")), "5");
+        assert_eq!(get(&format!("{name}_sum")), "2.046");
+        assert!(text.contains(&format!("# TYPE {name} histogram")));
     }
 }

@@ -1093,7 +1093,10 @@ impl RoomActor {
         let stored = if b.writes.is_empty() {
             Ok(())
         } else {
-            self.shared.store.apply(&b.writes).await
+            let began = std::time::Instant::now();
+            let r = self.shared.store.apply(&b.writes).await;
+            self.shared.metrics.store_commit.observe(began.elapsed());
+            r
         };
         let events = b
             .writes
