@@ -224,6 +224,15 @@ pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server,
     let router = http::router(app);
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
+        use axum::serve::ListenerExt as _;
+        // Events are small frames that must go out at once: with Nagle's
+        // algorithm a frame written while the previous one waits for its
+        // ACK is held back until that ACK (up to a delayed ACK, ~40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         let serve =
             axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
         let serving = tokio::spawn(async move { serve.await });

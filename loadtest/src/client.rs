@@ -53,7 +53,10 @@ async fn tcp(url: &str, source: Option<IpAddr>) -> anyhow::Result<tokio::net::Tc
     if let Some(ip) = source {
         sock.bind(SocketAddr::new(ip, 0))?;
     }
-    Ok(sock.connect(addr).await?)
+    let stream = sock.connect(addr).await?;
+    // As browsers do: a small frame goes out at once, not held for an ACK.
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 impl WsClient {
