@@ -60,11 +60,29 @@ struct Cli {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Keep the generator's thread polling instead of sleeping between
+    /// socket reads. On loopback, every frame the server writes to a
+    /// sleeping reader makes the *server's* core wake the reader's thread
+    /// on the other core (an inter-processor interrupt, costly in a VM);
+    /// real clients are on other machines, where that wake-up costs the
+    /// server nothing. See docs/benchmarks.md.
+    #[arg(long)]
+    busy_poll: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.busy_poll {
+        // A task that always yields keeps the worker from parking in
+        // epoll_wait: it polls for I/O without sleeping, at the cost of its
+        // whole core.
+        tokio::spawn(async {
+            loop {
+                tokio::task::yield_now().await;
+            }
+        });
+    }
     let api = client::Api::new(&cli.url, &cli.admin_key);
     let report = match cli.scenario {
         Scenario::Media => {
