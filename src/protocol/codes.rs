@@ -69,6 +69,8 @@ impl ErrorCode {
 /// WebSocket close codes the server uses (RFC 6455 private range 4000–4999,
 /// plus standard ones).
 pub mod close {
+    /// The connection is over: the client closed it, or went away.
+    pub const NORMAL: u16 = 1000;
     /// The server is shutting down or restarting; reconnect after the hint.
     pub const SERVER_SHUTDOWN: u16 = 1012;
     /// A frame exceeded the hard size cap (four times the frame limit, at least 64 KiB).

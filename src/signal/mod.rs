@@ -285,6 +285,12 @@ async fn connection(
         read_loop(&app, &mut stream, link, &tx, &closer, &limits).await;
         link.disconnected().await;
     }
+    // The client closed, vanished or was closed: the writer stops now (other
+    // holders of this connection's queue, such as its media session kept
+    // for a resume, would otherwise keep it waiting until a ping failed,
+    // 20–40 s later, holding the socket). A close asked for earlier keeps
+    // its code; after the client's own close frame, ours answers it.
+    closer.close(close::NORMAL, "");
     drop(tx);
     let _ = writer.await;
     app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
@@ -477,21 +483,27 @@ async fn write_loop(
     }
     // Closing: flush what is already queued (the reason for closing is often
     // among it), then say why.
-    let (code, reason) = closer.reason().unwrap_or((1000, String::new()));
+    let (code, reason) = closer.reason().unwrap_or((close::NORMAL, String::new()));
+    // The client closed (or its connection ended): queued frames would not
+    // be read.
+    let client_closed = code == close::NORMAL && reason.is_empty();
     let _ = tokio::time::timeout(CLOSE_DRAIN, async {
-        if code != close::SLOW_CONSUMER {
+        if code != close::SLOW_CONSUMER && !client_closed {
             while let Ok(frame) = rx.try_recv() {
                 if sink.send(Message::Text(frame)).await.is_err() {
-                    return;
+                    break;
                 }
             }
         }
+        // Refused if the client's close frame came first; the flush in
+        // `close` then sends the answer tungstenite queued when it read it.
         let _ = sink
             .send(Message::Close(Some(CloseFrame {
                 code,
                 reason: reason.into(),
             })))
             .await;
+        let _ = sink.close().await;
     })
     .await;
     closer.close(code, "");

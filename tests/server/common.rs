@@ -334,6 +334,28 @@ impl TestClient {
         from_frames.max(self.welcome["seq"].as_u64().unwrap_or(0))
     }
 
+    /// Sends a close frame (code 1000) and reads until the server's close
+    /// frame comes back; returns its code, or `None` if the connection
+    /// ended (or `WAIT` passed) without one.
+    pub async fn close_handshake(mut self) -> Option<u16> {
+        use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+        self.ws
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            })))
+            .await
+            .ok()?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
     /// Drops the TCP connection without a close handshake (a lost network).
     pub async fn drop_connection(self) {
         let TestClient { ws, .. } = self;

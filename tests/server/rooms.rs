@@ -272,3 +272,47 @@ async fn coming_back_with_another_role_ends_the_old_attendance() {
     assert_eq!(x["present"], false);
     s.stop().await;
 }
+
+/// A client that closes its TCP connection without a close frame (a killed
+/// app), and one that closes with a close frame (a closed tab), are both
+/// released at once: the server answers the close frame, and holds no
+/// socket for them. (Their media sessions stay for a resume, through the
+/// grace period; they used to keep the connection's writer waiting until
+/// then, or until a ping failed, 20–40 s.)
+#[tokio::test]
+async fn closed_connections_are_released_at_once() {
+    // A grace period longer than the wait below: what is released must not
+    // wait for the end of the grace period.
+    let s = TestServer::start_with(|c| c.limits.grace_secs = 120).await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let vanished = s.join(&id, "p1", Role::Participant).await;
+    let closing = s.join(&id, "p2", Role::Participant).await;
+    let connections = || async {
+        let (_, text) = s.api_text("GET", "/metrics", None).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("lectern_connections "))
+            .and_then(|v| v.parse::<i64>().ok())
+            .expect("lectern_connections")
+    };
+    assert_eq!(connections().await, 3);
+    vanished.drop_connection().await;
+    let answered = closing.close_handshake().await;
+    assert_eq!(answered, Some(1000), "the server answers a close frame");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while connections().await != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "closed connections still held after {WAIT:?}: {}",
+            connections().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The class goes on for the one still here.
+    host.request(ClientMsg::ChatSend {
+        text: "still here".into(),
+    })
+    .await
+    .unwrap();
+    s.stop().await;
+}
