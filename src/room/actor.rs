@@ -26,6 +26,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How many commands one batch takes at most.
 const MAX_BATCH: usize = 128;
+/// Grace periods ended by one storage commit at most (see `on_tick`).
+const EXPIRE_CHUNK: usize = 200;
 /// How often presence (`last_seen`) is written for connected members.
 const SEEN_EVERY: Duration = Duration::from_secs(10);
 /// An empty room stops after this long; it is reloaded on the next join.
@@ -1368,23 +1370,36 @@ impl RoomActor {
         self.state.activities.start_check("schedule", window, now)
     }
 
-    /// Once a second: expire grace periods, send the participant count,
+    /// Once a second: expire grace periods (in commits of at most
+    /// [`EXPIRE_CHUNK`] leaves), send the participant count,
     /// record presence, and stop when idle. Returns true to stop.
     async fn on_tick(&mut self) -> bool {
         let now = Timestamp::now();
         let mut b = Batch::default();
         let grace = self.shared.limits.grace().as_millis() as i64;
-        let mut expired: Vec<(String, Timestamp)> = self
+        let mut expired: Vec<(Timestamp, String)> = self
             .away
             .iter()
             .filter(|(_, since)| now.millis() - since.millis() >= grace)
-            .map(|(id, since)| (id.clone(), *since))
+            .map(|(id, since)| (*since, id.clone()))
             .collect();
         expired.sort();
-        for (id, since) in expired {
-            self.away.remove(&id);
-            for e in self.state.leave(&id, LeaveReason::Timeout, since, &id) {
-                self.emit(e, now, &mut b);
+        // Stored a chunk at a time: when thousands dropped together, one
+        // transaction with all their leaves would hold the server's single
+        // storage writer, and so every room's sending, for a good part of a
+        // second. Each leave carries its own time, so a later chunk loses
+        // nothing.
+        for chunk in expired.chunks(EXPIRE_CHUNK) {
+            let mut leaves = Batch::default();
+            for (since, id) in chunk {
+                self.away.remove(id);
+                for e in self.state.leave(id, LeaveReason::Timeout, *since, id) {
+                    self.emit(e, now, &mut leaves);
+                }
+            }
+            self.commit(leaves).await;
+            if self.broken {
+                return true;
             }
         }
         if self.state.session.status == crate::protocol::SessionStatus::Live {

@@ -54,6 +54,46 @@ async fn a_drop_past_grace_closes_attendance_at_the_drop() {
     s.stop().await;
 }
 
+/// Hundreds dropping together (a regional outage) are stored in several
+/// commits when their grace ends; every one still leaves, at its own drop.
+#[tokio::test]
+async fn a_mass_drop_leaves_everyone_at_their_own_drop() {
+    let s = TestServer::start_with(|c| c.limits.grace_secs = 1).await;
+    let id = s.create_session(SessionKind::Qa).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let n = 450; // more than two chunks of leaves
+    let mut members = Vec::new();
+    for i in 0..n {
+        members.push(s.join(&id, &format!("t{i:03}"), Role::Participant).await);
+    }
+    let dropped_at = lectern::protocol::Timestamp::now();
+    for m in members {
+        m.drop_connection().await;
+    }
+    let mut left = std::collections::HashSet::new();
+    while left.len() < n {
+        let f = host.wait_type("participant_left").await;
+        assert_eq!(f["reason"], "timeout");
+        let at = lectern::protocol::Timestamp::parse(f["left_at"].as_str().unwrap()).unwrap();
+        assert!(
+            (at.millis() - dropped_at.millis()).abs() < 1000,
+            "left_at is the drop: {f}"
+        );
+        assert!(
+            left.insert(f["identity"].as_str().unwrap().to_string()),
+            "once: {f}"
+        );
+    }
+    let rows = s.attendance(&id).await;
+    let gone = rows
+        .iter()
+        .filter(|r| r["identity"].as_str().unwrap().starts_with('t'))
+        .filter(|r| r["present"] == false && r["intervals"].as_array().unwrap().len() == 1)
+        .count();
+    assert_eq!(gone, n, "every one has one closed interval");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn report_has_lateness_reasons_and_a_csv_for_excel() {
     let s = TestServer::start().await;
