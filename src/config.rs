@@ -135,6 +135,10 @@ pub struct Limits {
     pub resume_buffer: usize,
     /// How long a dropped member stays present before attendance closes.
     pub grace_secs: u64,
+    /// Grace periods ended per second, over all rooms. After a mass drop
+    /// the leaves are stored this many a second (each with the time of its
+    /// drop), so they do not hold up every room's sending.
+    pub leaves_per_sec: u32,
     /// Chat messages sent in the welcome snapshot.
     pub chat_history: usize,
     /// A connection silent for this long is closed. The server pings every
@@ -174,6 +178,7 @@ impl Default for Limits {
             send_queue: 1024,
             resume_buffer: 2048,
             grace_secs: 30,
+            leaves_per_sec: 1000,
             chat_history: 50,
             idle_timeout_secs: 60,
         }
@@ -218,6 +223,9 @@ impl Config {
             return Err(
                 "limits: send_queue >= 16, and resume_buffer, chat_burst, frame_burst >= 1".into(),
             );
+        }
+        if l.leaves_per_sec == 0 {
+            return Err("limits.leaves_per_sec must be at least 1".into());
         }
         let m = &self.media;
         if (m.udp_port_min == 0) != (m.udp_port_max == 0) || m.udp_port_max < m.udp_port_min {

@@ -1384,6 +1384,13 @@ impl RoomActor {
             .map(|(id, since)| (*since, id.clone()))
             .collect();
         expired.sort();
+        // The oldest first, as many as the server-wide budget allows this
+        // second; the others stay away and come up again next tick.
+        let granted = self
+            .shared
+            .expiries
+            .take(expired.len(), std::time::Instant::now());
+        expired.truncate(granted);
         // Stored a chunk at a time: when thousands dropped together, one
         // transaction with all their leaves would hold the server's single
         // storage writer, and so every room's sending, for a good part of a

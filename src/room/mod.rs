@@ -8,6 +8,7 @@
 pub mod activities;
 pub mod actor;
 pub mod attendance;
+pub mod budget;
 pub mod conn;
 pub mod logic;
 mod registry;

@@ -35,6 +35,9 @@ pub(super) struct Shared {
     pub(super) sfu: Arc<crate::media::Sfu>,
     pub(super) grading: Arc<crate::grading::Hub>,
     pub(super) rooms: DashMap<String, RoomHandle>,
+    /// Leaves at the end of grace periods, server-wide, per second
+    /// (`limits.leaves_per_sec`).
+    pub(super) expiries: super::budget::Budget,
     closing: AtomicBool,
     next_gen: AtomicU64,
 }
@@ -101,6 +104,7 @@ impl Rooms {
         sfu: Arc<crate::media::Sfu>,
         grading: Arc<crate::grading::Hub>,
     ) -> Rooms {
+        let expiries = super::budget::Budget::new(limits.leaves_per_sec, std::time::Instant::now());
         Rooms {
             shared: Arc::new(Shared {
                 store,
@@ -110,6 +114,7 @@ impl Rooms {
                 sfu,
                 grading,
                 rooms: DashMap::new(),
+                expiries,
                 closing: AtomicBool::new(false),
                 next_gen: AtomicU64::new(1),
             }),

@@ -54,11 +54,16 @@ async fn a_drop_past_grace_closes_attendance_at_the_drop() {
     s.stop().await;
 }
 
-/// Hundreds dropping together (a regional outage) are stored in several
-/// commits when their grace ends; every one still leaves, at its own drop.
+/// Hundreds dropping together (a regional outage) are stored a few at a
+/// time when their grace ends (here 150 a second, in commits of at most
+/// 200); every one still leaves once, at the time of its own drop.
 #[tokio::test]
 async fn a_mass_drop_leaves_everyone_at_their_own_drop() {
-    let s = TestServer::start_with(|c| c.limits.grace_secs = 1).await;
+    let s = TestServer::start_with(|c| {
+        c.limits.grace_secs = 1;
+        c.limits.leaves_per_sec = 150;
+    })
+    .await;
     let id = s.create_session(SessionKind::Qa).await;
     let mut host = s.join(&id, "host", Role::Host).await;
     let n = 450; // more than two chunks of leaves
@@ -71,6 +76,7 @@ async fn a_mass_drop_leaves_everyone_at_their_own_drop() {
         m.drop_connection().await;
     }
     let mut left = std::collections::HashSet::new();
+    let mut stored_at = Vec::new();
     while left.len() < n {
         let f = host.wait_type("participant_left").await;
         assert_eq!(f["reason"], "timeout");
@@ -83,7 +89,14 @@ async fn a_mass_drop_leaves_everyone_at_their_own_drop() {
             left.insert(f["identity"].as_str().unwrap().to_string()),
             "once: {f}"
         );
+        stored_at.push(lectern::protocol::Timestamp::parse(f["at"].as_str().unwrap()).unwrap());
     }
+    let spread = stored_at.iter().map(|t| t.millis()).max().unwrap()
+        - stored_at.iter().map(|t| t.millis()).min().unwrap();
+    assert!(
+        spread >= 1000,
+        "450 leaves at 150 a second are stored over several ticks, not at once ({spread} ms)"
+    );
     let rows = s.attendance(&id).await;
     let gone = rows
         .iter()
