@@ -157,24 +157,18 @@ impl Abuse {
 
 /// Per-connection frame budget (token bucket).
 struct FrameBudget {
-    tokens: f64,
-    at: Instant,
-    burst: f64,
+    bucket: crate::room::budget::Bucket,
+    burst: u32,
     per_sec: f64,
 }
 
 impl FrameBudget {
     fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_sec)
-            .min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
+        let ready = self.bucket.ready(self.burst, self.per_sec, Instant::now());
+        if ready {
+            self.bucket.spend();
         }
+        ready
     }
 }
 
@@ -309,9 +303,8 @@ async fn read_loop(
         threshold: limits.abuse_threshold,
     };
     let mut budget = FrameBudget {
-        tokens: limits.frame_burst as f64,
-        at: Instant::now(),
-        burst: limits.frame_burst as f64,
+        bucket: crate::room::budget::Bucket::full(limits.frame_burst, Instant::now()),
+        burst: limits.frame_burst,
         per_sec: limits.frame_per_sec,
     };
     let idle = Duration::from_secs(limits.idle_timeout_secs);
