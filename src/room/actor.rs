@@ -27,8 +27,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How many commands one batch takes at most.
 const MAX_BATCH: usize = 128;
-/// Grace periods ended by one storage commit at most (see `on_tick`).
-const EXPIRE_CHUNK: usize = 200;
+/// Writes stored by one transaction at most (see [`store_ranges`]): about
+/// 200 leaves, some 10 ms of the server's single storage writer.
+const STORE_CHUNK: usize = 500;
 /// How often presence (`last_seen`) is written for connected members.
 const SEEN_EVERY: Duration = Duration::from_secs(10);
 /// An empty room stops after this long; it is reloaded on the next join.
@@ -175,6 +176,34 @@ struct Batch {
     media: Vec<MediaJob>,
     /// Recording starts, pauses, resumes and stops, likewise.
     recording: Vec<EventKind>,
+    /// Where each event's writes begin in `writes`: a large batch is
+    /// stored in several transactions, cut only there.
+    cuts: Vec<usize>,
+}
+
+/// Splits a batch of `len` writes into transactions of at most `max`
+/// writes, cut only at `cuts` (ascending), so an event and its grading
+/// outbox rows are always stored together. One event with more writes than
+/// `max` still goes whole.
+fn store_ranges(len: usize, cuts: &[usize], max: usize) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    while start < len {
+        let end = if len - start <= max {
+            len
+        } else {
+            let mut later = cuts.iter().copied().filter(|&c| c > start);
+            let first = later.next().unwrap_or(len);
+            later
+                .take_while(|&c| c <= start + max)
+                .last()
+                .unwrap_or(first)
+                .max(first)
+        };
+        ranges.push(start..end);
+        start = end;
+    }
+    ranges
 }
 
 pub(super) struct RoomActor {
@@ -931,6 +960,7 @@ impl RoomActor {
 
     /// Numbers an event, applies it, and queues its storage and delivery.
     fn emit(&mut self, kind: EventKind, now: Timestamp, b: &mut Batch) {
+        b.cuts.push(b.writes.len());
         let seq = self.state.seq + 1;
         let event = Event { seq, at: now, kind };
         let frame = encode(&event);
@@ -1070,14 +1100,21 @@ impl RoomActor {
     /// sent, requesters get `storage_unavailable`, and state is reloaded.
     async fn commit(&mut self, mut b: Batch) {
         let barriers = std::mem::take(&mut b.barriers);
-        let stored = if b.writes.is_empty() {
-            Ok(())
-        } else {
+        // A large batch (a session ending with thousands present, a mass
+        // drop) goes in several transactions, so that it does not hold the
+        // single storage writer, and with it every other room's sending, for
+        // long. Nothing is sent or answered before all of it is stored.
+        let mut stored = Ok(());
+        let mut partly = false;
+        for range in store_ranges(b.writes.len(), &b.cuts, STORE_CHUNK) {
             let began = std::time::Instant::now();
-            let r = self.shared.store.apply(&b.writes).await;
+            stored = self.shared.store.apply(&b.writes[range.clone()]).await;
             self.shared.metrics.store_commit.observe(began.elapsed());
-            r
-        };
+            if stored.is_err() {
+                partly = range.start > 0;
+                break;
+            }
+        }
         let events = b
             .writes
             .iter()
@@ -1113,10 +1150,17 @@ impl RoomActor {
                     .metrics
                     .storage_errors
                     .fetch_add(1, Ordering::Relaxed);
+                // The state is reloaded below from what was stored: all of
+                // it, or (`partly`) the first transactions of a large batch,
+                // which then reach clients only on resume.
                 let failed = || {
                     Rejection::new(
                         ErrorCode::StorageUnavailable,
-                        "storage is unavailable; nothing was changed",
+                        if partly {
+                            "storage is unavailable; the change was stored only in part"
+                        } else {
+                            "storage is unavailable; nothing was changed"
+                        },
                     )
                 };
                 for out in b.out {
@@ -1348,8 +1392,7 @@ impl RoomActor {
         self.state.activities.start_check("schedule", window, now)
     }
 
-    /// Once a second: expire grace periods (in commits of at most
-    /// [`EXPIRE_CHUNK`] leaves), send the participant count,
+    /// Once a second: expire grace periods, send the participant count,
     /// record presence, and stop when idle. Returns true to stop.
     async fn on_tick(&mut self) -> bool {
         let now = Timestamp::now();
@@ -1371,22 +1414,11 @@ impl RoomActor {
                 .take(expired.len(), std::time::Instant::now());
             expired.truncate(granted);
         }
-        // Stored a chunk at a time: when thousands dropped together, one
-        // transaction with all their leaves would hold the server's single
-        // storage writer, and so every room's sending, for a good part of a
-        // second. Each leave carries its own time, so a later chunk loses
-        // nothing.
-        for chunk in expired.chunks(EXPIRE_CHUNK) {
-            let mut leaves = Batch::default();
-            for (since, id) in chunk {
-                self.away.remove(id);
-                for e in self.state.leave(id, LeaveReason::Timeout, *since, id) {
-                    self.emit(e, now, &mut leaves);
-                }
-            }
-            self.commit(leaves).await;
-            if self.broken {
-                return true;
+        // Each leave carries its own time, so a later tick loses nothing.
+        for (since, id) in &expired {
+            self.away.remove(id);
+            for e in self.state.leave(id, LeaveReason::Timeout, *since, id) {
+                self.emit(e, now, &mut b);
             }
         }
         if self.state.session.status == crate::protocol::SessionStatus::Live {
@@ -1488,6 +1520,20 @@ impl RoomActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_batches_are_cut_between_events_only() {
+        // Events of three writes each (an outbox row, the event, one more).
+        let cuts = [0, 3, 6, 9];
+        assert_eq!(store_ranges(0, &cuts, 5), vec![]);
+        assert_eq!(store_ranges(12, &cuts, 12), vec![0..12]);
+        assert_eq!(store_ranges(12, &cuts, 7), vec![0..6, 6..12]);
+        assert_eq!(store_ranges(12, &cuts, 5), vec![0..3, 3..6, 6..9, 9..12]);
+        // An event larger than a transaction still goes whole.
+        assert_eq!(store_ranges(12, &[0, 8], 5), vec![0..8, 8..12]);
+        // Writes after the last event (a presence flush) go with it.
+        assert_eq!(store_ranges(13, &cuts, 5), vec![0..3, 3..6, 6..9, 9..13]);
+    }
     use crate::protocol::Role;
 
     #[test]

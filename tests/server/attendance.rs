@@ -55,8 +55,8 @@ async fn a_drop_past_grace_closes_attendance_at_the_drop() {
 }
 
 /// Hundreds dropping together (a regional outage) are stored a few at a
-/// time when their grace ends (here 150 a second, in commits of at most
-/// 200); every one still leaves once, at the time of its own drop.
+/// time when their grace ends (here 150 a second); every one still leaves
+/// once, at the time of its own drop.
 #[tokio::test]
 async fn a_mass_drop_leaves_everyone_at_their_own_drop() {
     let s = TestServer::start_with(|c| {
@@ -104,6 +104,78 @@ async fn a_mass_drop_leaves_everyone_at_their_own_drop() {
         .filter(|r| r["present"] == false && r["intervals"].as_array().unwrap().len() == 1)
         .count();
     assert_eq!(gone, n, "every one has one closed interval");
+    s.stop().await;
+}
+
+/// How many batches the server has stored so far (from `/metrics`).
+async fn commits(s: &TestServer) -> u64 {
+    let (_, m) = s.api_text("GET", "/metrics", None).await;
+    m.lines()
+        .find_map(|l| l.strip_prefix("lectern_store_commit_seconds_count "))
+        .expect("the commit histogram is exported")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Ending a class of hundreds stores their leaves in several transactions
+/// (one for thousands would hold every room's sending); each still leaves
+/// once, with `session_ended`, and everyone hears all of it before their
+/// connection closes.
+#[tokio::test]
+async fn ending_a_large_session_closes_everyone_in_several_commits() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Qa).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let n = 450; // more than two chunks of 200
+    let mut members = Vec::new();
+    for i in 0..n {
+        members.push(s.join(&id, &format!("t{i:03}"), Role::Participant).await);
+    }
+    let before = commits(&s).await;
+    let (st, v) = s
+        .api("POST", &format!("/api/v1/sessions/{id}/end"), None)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "ended");
+    let stored = commits(&s).await - before;
+    assert!(
+        stored >= 3,
+        "450 leaves and the end are stored in at least three commits, not {stored}"
+    );
+    // The host sees every leave, then the end.
+    let mut left = std::collections::HashSet::new();
+    loop {
+        let f = host
+            .wait(|f| f["type"] == "participant_left" || f["type"] == "session_ended")
+            .await;
+        if f["type"] == "session_ended" {
+            break;
+        }
+        if f["identity"] != "host" {
+            assert_eq!(f["reason"], "session_ended", "{f}");
+            assert!(
+                left.insert(f["identity"].as_str().unwrap().to_string()),
+                "once: {f}"
+            );
+        }
+    }
+    assert_eq!(left.len(), n, "every member left before session_ended");
+    let rows = s.attendance(&id).await;
+    let closed = rows
+        .iter()
+        .filter(|r| r["identity"].as_str().unwrap().starts_with('t'))
+        .filter(|r| r["present"] == false && r["intervals"].as_array().unwrap().len() == 1)
+        .filter(|r| r["intervals"][0]["reason"] == "session_ended")
+        .count();
+    assert_eq!(closed, n, "every one has one interval, closed by the end");
+    // Members of the first chunk and of the last both hear of the end
+    // before their connections close.
+    for i in [0, n - 1] {
+        let m = &mut members[i];
+        m.wait_type("session_ended").await;
+        assert_eq!(m.wait_closed().await, 4000);
+    }
     s.stop().await;
 }
 
