@@ -135,21 +135,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        // The writer never checkpoints; see `checkpoints`. After a burst,
-        // a write-ahead log that was fully copied back shrinks to 64 MiB.
-        let writer_opts = opts
-            .clone()
-            .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", (64 << 20).to_string());
+        // The writer's commits never copy the log back themselves; see
+        // `checkpoints`.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
-            .connect_with(writer_opts)
+            .connect_with(opts.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         MIGRATOR.run(&writer).await?;
+        // It never waits for a lock: busy means "next time".
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone())
+            .connect_with(opts.clone().busy_timeout(Duration::ZERO))
             .await?;
         let checkpoints = tokio::spawn(checkpoints(checkpointer.clone()));
         let readers = SqlitePoolOptions::new()
@@ -172,25 +169,54 @@ impl Drop for SqliteStore {
 }
 
 /// How often the write-ahead log is copied back into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// A write-ahead log of at least this many pages is started over (SQLite's
+/// own threshold for copying it back).
+const RESTART_PAGES: i64 = 1000;
 
-/// Copies the write-ahead log back into the database, beside the writer.
-/// SQLite's default is that the commit which takes the log past 1,000 pages
-/// does it, with an fsync: with thousands of rows in the log that commit
-/// took 0.3–0.4 s here, and every room waited for it before sending. A
-/// PASSIVE checkpoint on a connection of its own never blocks the writer
-/// or the readers; it copies what no reader still needs, and the writer
-/// starts the log over once all of it was copied.
+/// Copies the write-ahead log back into the database, and keeps it short.
+///
+/// By default, SQLite's commit that takes the log past 1,000 pages copies
+/// it back itself: after a session of 5,000 ended, that commit took about
+/// 180 ms, with every room waiting for it before sending. Here the writer's
+/// commits never do (`wal_autocheckpoint = 0`). Instead, ten times a
+/// second, on a connection of its own that never waits for a lock:
+///
+/// 1. A PASSIVE checkpoint copies the log back without blocking the writer
+///    or the readers.
+/// 2. That one rarely catches up with a writer that keeps writing, and
+///    only a checkpoint that caught up lets the writer start the log over
+///    (without it, the log grew to 28 MB while 16 MB were written). So when
+///    the log is past [`RESTART_PAGES`] and the first copied all it found,
+///    a RESTART checkpoint follows. It takes the write lock only if no
+///    commit is under way (else it gives up at once), copies what came in
+///    since the first, and leaves the log to be started over. Holding the
+///    lock while copying more than that (by queueing behind a large
+///    commit) held the writer for 0.2 s.
 async fn checkpoints(pool: SqlitePool) {
+    /// Pages in the log, and pages of it copied back.
+    async fn checkpoint(pool: &SqlitePool, mode: &str) -> Option<(i64, i64)> {
+        // (busy, pages in the log, pages copied back)
+        let r: Result<(i64, i64, i64), _> =
+            sqlx::query_as(&format!("PRAGMA wal_checkpoint({mode})"))
+                .fetch_one(pool)
+                .await;
+        match r {
+            Ok((_, log, copied)) => Some((log, copied)),
+            Err(e) => {
+                tracing::warn!("checkpointing the write-ahead log failed (it is retried): {e}");
+                None
+            }
+        }
+    }
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!("checkpointing the write-ahead log failed (it is retried): {e}");
+        if let Some((log, copied)) = checkpoint(&pool, "PASSIVE").await {
+            if log >= RESTART_PAGES && copied == log {
+                checkpoint(&pool, "RESTART").await;
+            }
         }
     }
 }
@@ -601,52 +627,36 @@ mod tests {
     use crate::store::Store;
     use axum::extract::ws::Utf8Bytes;
 
-    /// No commit checkpoints; the checkpointer's connection does, so what
-    /// is written still reaches the database file while the store is open.
+    /// The writer's commits never copy the log back; what they write still
+    /// reaches the database file within moments, copied beside them.
     #[tokio::test]
     async fn the_write_ahead_log_is_copied_back_beside_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
-        let on_commit: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-            .fetch_one(&store.writer)
+        let now = Timestamp::now();
+        store
+            .apply(&[Write::Session(session("s1", now))])
             .await
             .unwrap();
-        assert_eq!(on_commit, 0, "the writer never checkpoints");
-        let now = Timestamp::now();
-        let session = SessionInfo {
-            id: "s1".into(),
-            title: "t".into(),
-            kind: SessionKind::Seminar,
-            status: SessionStatus::Live,
-            scheduled_start: None,
-            scheduled_end: None,
-            settings: Default::default(),
-            created_at: now,
-            started_at: Some(now),
-            ended_at: None,
-        };
-        store.apply(&[Write::Session(session)]).await.unwrap();
         let db = dir.path().join("lectern.db");
         let before = std::fs::metadata(&db).unwrap().len();
-        // About 8 MB of events, far past SQLite's 1,000 pages.
+        // About 1 MB: some 250 pages.
         let frame: Utf8Bytes = "x".repeat(2000).into();
-        for batch in 0..40u64 {
-            let writes: Vec<Write> = (1..=100)
-                .map(|i| Write::Event {
-                    session: "s1".into(),
-                    seq: batch * 100 + i,
-                    at: now,
-                    kind: "chat_message",
-                    subject: None,
-                    frame: frame.clone(),
-                })
-                .collect();
-            store.apply(&writes).await.unwrap();
-        }
+        let writes: Vec<Write> = (1..=500)
+            .map(|seq| Write::Event {
+                session: "s1".into(),
+                seq,
+                at: now,
+                kind: "chat_message",
+                subject: None,
+                frame: frame.clone(),
+            })
+            .collect();
+        store.apply(&writes).await.unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let len = std::fs::metadata(&db).unwrap().len();
-            if len > before + 6_000_000 {
+            if len > before + 900_000 {
                 break;
             }
             assert!(
@@ -656,5 +666,59 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         store.close().await;
+    }
+
+    /// Under steady writes (which a passive checkpoint never catches up
+    /// with) the log is still started over, so its file stays small.
+    #[tokio::test]
+    async fn the_write_ahead_log_stays_small_under_steady_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let now = Timestamp::now();
+        store
+            .apply(&[Write::Session(session("s1", now))])
+            .await
+            .unwrap();
+        let wal = dir.path().join("lectern.db-wal");
+        let frame: Utf8Bytes = "x".repeat(2000).into();
+        // 16 MB in batches of 40 kB, at most about 4 MB a second: some 28 MB
+        // of log if it is never started over; started over once a second
+        // past 1,000 pages (4 MB), it stays near 4 MB plus a second's worth.
+        let mut largest = 0;
+        for batch in 0..400u64 {
+            let writes: Vec<Write> = (1..=20)
+                .map(|i| Write::Event {
+                    session: "s1".into(),
+                    seq: batch * 20 + i,
+                    at: now,
+                    kind: "chat_message",
+                    subject: None,
+                    frame: frame.clone(),
+                })
+                .collect();
+            store.apply(&writes).await.unwrap();
+            largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            largest < 18_000_000,
+            "the log grew to {largest} bytes while 16 MB were written"
+        );
+        store.close().await;
+    }
+
+    fn session(id: &str, now: Timestamp) -> SessionInfo {
+        SessionInfo {
+            id: id.into(),
+            title: "t".into(),
+            kind: SessionKind::Seminar,
+            status: SessionStatus::Live,
+            scheduled_start: None,
+            scheduled_end: None,
+            settings: Default::default(),
+            created_at: now,
+            started_at: Some(now),
+            ended_at: None,
+        }
     }
 }
