@@ -135,12 +135,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        // The writer's commits never copy the log back themselves; see
-        // `checkpoints`.
+        // The writer's commits copy the log back themselves only as a last
+        // resort, past `BACKSTOP_PAGES`; see `checkpoints`.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
-            .connect_with(opts.clone().pragma("wal_autocheckpoint", "0"))
+            .connect_with(
+                opts.clone()
+                    .pragma("wal_autocheckpoint", BACKSTOP_PAGES.to_string()),
+            )
             .await?;
         MIGRATOR.run(&writer).await?;
         // It never waits for a lock: busy means "next time".
@@ -173,13 +176,18 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// A write-ahead log of at least this many pages is started over (SQLite's
 /// own threshold for copying it back).
 const RESTART_PAGES: i64 = 1000;
+/// A log this long (40 MB) is copied back by the writer's next commit, as
+/// SQLite does by default at 1,000 pages: when the checkpoints beside it
+/// have not managed to start it over (a writer busy without pause, a reader
+/// that keeps reading). Most of it has been copied already by then.
+const BACKSTOP_PAGES: i64 = 10_000;
 
 /// Copies the write-ahead log back into the database, and keeps it short.
 ///
 /// By default, SQLite's commit that takes the log past 1,000 pages copies
 /// it back itself: after a session of 5,000 ended, that commit took about
 /// 180 ms, with every room waiting for it before sending. Here the writer's
-/// commits never do (`wal_autocheckpoint = 0`). Instead, ten times a
+/// commits do that only past [`BACKSTOP_PAGES`]. Instead, ten times a
 /// second, on a connection of its own that never waits for a lock:
 ///
 /// 1. A PASSIVE checkpoint copies the log back without blocking the writer
@@ -627,8 +635,8 @@ mod tests {
     use crate::store::Store;
     use axum::extract::ws::Utf8Bytes;
 
-    /// The writer's commits never copy the log back; what they write still
-    /// reaches the database file within moments, copied beside them.
+    /// A log far too short for the writer's own checkpoint still reaches
+    /// the database file within moments, copied beside the writer.
     #[tokio::test]
     async fn the_write_ahead_log_is_copied_back_beside_the_writer() {
         let dir = tempfile::tempdir().unwrap();
