@@ -5,8 +5,9 @@ use super::{
 };
 use crate::protocol::{Role, SessionInfo, SessionKind, SessionStatus, Timestamp};
 use async_trait::async_trait;
+use sqlx::query_builder::Separated;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,93 +35,104 @@ struct Rows<'a> {
 
 impl Rows<'_> {
     async fn flush(&mut self, tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
-        for chunk in self.events.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO events (session_id, seq, at, type, subject, frame) ",
-            );
-            q.push_values(chunk, |mut row, w| {
-                if let Write::Event {
-                    session,
-                    seq,
-                    at,
-                    kind,
-                    subject,
-                    frame,
-                } = w
-                {
-                    row.push_bind(session.as_str())
-                        .push_bind(*seq as i64)
-                        .push_bind(at.millis())
-                        .push_bind(*kind)
-                        .push_bind(subject.as_deref())
-                        .push_bind(frame.as_str());
-                }
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        for chunk in self.outbox.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO outbox (session_id, seq, id, type, identity, at, body) ",
-            );
-            q.push_values(chunk, |mut row, w| {
-                if let Write::Outbox {
-                    session,
-                    seq,
-                    id,
-                    kind,
-                    identity,
-                    at,
-                    body,
-                    ..
-                } = w
-                {
-                    row.push_bind(session.as_str())
-                        .push_bind(*seq as i64)
-                        .push_bind(id.as_str())
-                        .push_bind(*kind)
-                        .push_bind(identity.as_str())
-                        .push_bind(at.millis())
-                        .push_bind(body.as_str());
-                }
-            });
-            q.build().execute(&mut *tx).await?;
-            // One pending delivery per row and grading sink.
-            let deliveries: Vec<(&str, &str, i64, i64)> = chunk
-                .iter()
-                .flat_map(|w| match w {
-                    Write::Outbox {
-                        session,
-                        seq,
-                        at,
-                        sinks,
-                        ..
-                    } => sinks
-                        .iter()
-                        .map(|sink| (sink.as_str(), session.as_str(), *seq as i64, at.millis()))
-                        .collect(),
-                    _ => Vec::new(),
-                })
-                .collect();
-            for part in deliveries.chunks(ROWS_PER_INSERT) {
-                let mut q = QueryBuilder::new(
-                    "INSERT INTO deliveries (sink, session_id, seq, state, attempts, next_at, updated_at) ",
-                );
-                q.push_values(part, |mut row, (sink, session, seq, at)| {
-                    row.push_bind(*sink)
-                        .push_bind(*session)
-                        .push_bind(*seq)
-                        .push_bind("pending")
-                        .push_bind(0_i64)
-                        .push_bind(*at)
-                        .push_bind(*at);
-                });
-                q.build().execute(&mut *tx).await?;
+        let events = "INSERT INTO events (session_id, seq, at, type, subject, frame) ";
+        insert_many(tx, events, &self.events, |mut row, w| {
+            if let Write::Event {
+                session,
+                seq,
+                at,
+                kind,
+                subject,
+                frame,
+            } = w
+            {
+                row.push_bind(session.as_str())
+                    .push_bind(*seq as i64)
+                    .push_bind(at.millis())
+                    .push_bind(*kind)
+                    .push_bind(subject.as_deref())
+                    .push_bind(frame.as_str());
             }
-        }
+        })
+        .await?;
+        let outbox = "INSERT INTO outbox (session_id, seq, id, type, identity, at, body) ";
+        insert_many(tx, outbox, &self.outbox, |mut row, w| {
+            if let Write::Outbox {
+                session,
+                seq,
+                id,
+                kind,
+                identity,
+                at,
+                body,
+                ..
+            } = w
+            {
+                row.push_bind(session.as_str())
+                    .push_bind(*seq as i64)
+                    .push_bind(id.as_str())
+                    .push_bind(*kind)
+                    .push_bind(identity.as_str())
+                    .push_bind(at.millis())
+                    .push_bind(body.as_str());
+            }
+        })
+        .await?;
+        // One pending delivery per outbox row and grading sink.
+        let deliveries: Vec<(&str, &str, i64, i64)> = self
+            .outbox
+            .iter()
+            .flat_map(|w| match w {
+                Write::Outbox {
+                    session,
+                    seq,
+                    at,
+                    sinks,
+                    ..
+                } => sinks
+                    .iter()
+                    .map(|sink| (sink.as_str(), session.as_str(), *seq as i64, at.millis()))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let pending =
+            "INSERT INTO deliveries (sink, session_id, seq, state, attempts, next_at, updated_at) ";
+        insert_many(
+            tx,
+            pending,
+            &deliveries,
+            |mut row, (sink, session, seq, at)| {
+                row.push_bind(*sink)
+                    .push_bind(*session)
+                    .push_bind(*seq)
+                    .push_bind("pending")
+                    .push_bind(0_i64)
+                    .push_bind(*at)
+                    .push_bind(*at);
+            },
+        )
+        .await?;
         self.events.clear();
         self.outbox.clear();
         Ok(())
     }
+}
+
+/// Inserts `rows`, [`ROWS_PER_INSERT`] a statement: `head` is the statement
+/// up to `VALUES`, `bind` binds one row's values.
+async fn insert_many<'a, T: Sync>(
+    tx: &mut sqlx::SqliteConnection,
+    head: &str,
+    rows: &'a [T],
+    mut bind: impl FnMut(Separated<'_, 'a, Sqlite, &'static str>, &'a T) + Send,
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::new(head);
+        q.push_values(chunk, &mut bind);
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 impl SqliteStore {
