@@ -215,28 +215,39 @@ const BACKSTOP_PAGES: i64 = 10_000;
 ///    commit) held the writer for 0.2 s.
 async fn checkpoints(pool: SqlitePool) {
     /// Pages in the log, and pages of it copied back.
-    async fn checkpoint(pool: &SqlitePool, mode: &str) -> Option<(i64, i64)> {
+    async fn checkpoint(pool: &SqlitePool, mode: &str) -> Result<(i64, i64), sqlx::Error> {
         // (busy, pages in the log, pages copied back)
-        let r: Result<(i64, i64, i64), _> =
+        let (_, log, copied): (i64, i64, i64) =
             sqlx::query_as(&format!("PRAGMA wal_checkpoint({mode})"))
                 .fetch_one(pool)
-                .await;
-        match r {
-            Ok((_, log, copied)) => Some((log, copied)),
-            Err(e) => {
-                tracing::warn!("checkpointing the write-ahead log failed (it is retried): {e}");
-                None
-            }
-        }
+                .await?;
+        Ok((log, copied))
     }
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A failure (a full disk) is logged when it starts and when it ends,
+    // not ten times a second.
+    let mut failing = false;
     loop {
         every.tick().await;
-        if let Some((log, copied)) = checkpoint(&pool, "PASSIVE").await {
+        let mut r = checkpoint(&pool, "PASSIVE").await;
+        if let Ok((log, copied)) = r {
             if log >= RESTART_PAGES && copied == log {
-                checkpoint(&pool, "RESTART").await;
+                r = checkpoint(&pool, "RESTART").await;
             }
+        }
+        match r {
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(
+                    "checkpointing the write-ahead log failed (retried ten times a second): {e}"
+                );
+            }
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("checkpointing the write-ahead log works again");
+            }
+            _ => {}
         }
     }
 }
