@@ -11,14 +11,11 @@ out=bench-results
 mkdir -p "$out"
 data=$(mktemp -d)
 port=18777
-pin_server=(); pin_load=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  pin_server=(taskset -c 0); pin_load=(taskset -c 1)
-fi
-"${pin_server[@]}" ./target/release/lectern --no-demo --data-dir "$data" --bind 127.0.0.1:$port >"$out/server.log" 2>&1 &
-server=$!
+source loadtest/pinned.sh
+server=""
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 50); do [ -s "$data/admin.key" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+: >"$out/server.log"
+start_server ./target/release/lectern "$data" $port "$out/server.log"
 key=$(cat "$data/admin.key")
 run() { # name, then loadtest arguments
   local name=$1; shift

@@ -19,15 +19,12 @@ out=bench-results
 mkdir -p "$out"
 data=$(mktemp -d)
 port=18778
-pin_server=(); pin_load=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  pin_server=(taskset -c 0); pin_load=(taskset -c 1)
-fi
-"${pin_server[@]}" "$server_bin" --no-demo --data-dir "$data" --bind 127.0.0.1:$port >"$out/session-end-server.log" 2>&1 &
-server=$!
+source loadtest/pinned.sh
+server=""
 pids=()
 trap 'kill $server "${pids[@]}" 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 50); do [ -s "$data/admin.key" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+: >"$out/session-end-server.log"
+start_server "$server_bin" "$data" $port "$out/session-end-server.log"
 key=$(cat "$data/admin.key")
 url="http://127.0.0.1:$port"
 load() { "${pin_load[@]}" ./target/release/lectern-loadtest "$@" --url "$url" --admin-key "$key"; }

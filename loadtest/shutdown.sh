@@ -19,19 +19,11 @@ mkdir -p "$out"
 data=$(mktemp -d)
 port=18779
 url="http://127.0.0.1:$port"
-pin_server=(); pin_load=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  pin_server=(taskset -c 0); pin_load=(taskset -c 1)
-fi
+source loadtest/pinned.sh
 server=""; idle=""
 trap 'kill $server $idle 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
-start() {
-  "${pin_server[@]}" "$server_bin" --no-demo --data-dir "$data" --bind 127.0.0.1:$port >>"$out/shutdown-server.log" 2>&1 &
-  server=$!
-  for _ in $(seq 50); do [ -s "$data/admin.key" ] && curl -sf "$url/healthz" >/dev/null && break; sleep 0.2; done
-}
 : >"$out/shutdown-server.log"
-start
+start_server "$server_bin" "$data" $port "$out/shutdown-server.log"
 key=$(cat "$data/admin.key")
 "${pin_load[@]}" ./target/release/lectern-loadtest idle --clients "$clients" --rooms "$rooms" --duration 120 \
   --url "$url" --admin-key "$key" >"$out/shutdown-idle.log" 2>&1 &
@@ -51,7 +43,7 @@ python3 -c "print(f'graceful stop: {$t1 - $t0:.2f} s from SIGTERM to exit')"
 kill "$idle" 2>/dev/null || true
 wait "$idle" 2>/dev/null || true
 idle=""
-start
+start_server "$server_bin" "$data" $port "$out/shutdown-server.log"
 python3 - "$url" "$key" <<'PY'
 import json, sys, urllib.request
 from collections import Counter
