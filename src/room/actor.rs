@@ -7,7 +7,7 @@
 //! have, and a burst of chat costs one commit, not one per message.
 
 use super::budget::Bucket;
-use super::conn::{ConnHandle, SendFail};
+use super::conn::{ConnHandle, Flusher, FrameSink, SendFail};
 use super::logic::{Actor, Rejection};
 use super::registry::{SessionPatch, Shared};
 use super::state::ClassState;
@@ -18,12 +18,12 @@ use crate::protocol::{
     ServerMsg, SessionInfo, Timestamp, Welcome, You,
 };
 use crate::store::{StoreError, Write};
-use axum::extract::ws::Utf8Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tungstenite::Utf8Bytes;
 
 /// How many commands one batch takes at most.
 const MAX_BATCH: usize = 128;
@@ -236,6 +236,8 @@ pub(super) struct RoomActor {
     media: Arc<MediaRoom>,
     /// Media work, done in order by one task per room.
     media_jobs: mpsc::UnboundedSender<MediaJob>,
+    /// Writes the frames `deliver` queues, beside the room.
+    flusher: Flusher,
 }
 
 pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Utf8Bytes {
@@ -374,6 +376,7 @@ impl RoomActor {
     ) -> RoomActor {
         RoomActor {
             media_jobs: media.clone().start_worker(),
+            flusher: Flusher::spawn(),
             media,
             id,
             gen,
@@ -1255,12 +1258,17 @@ impl RoomActor {
     fn deliver(&mut self, out: Vec<Out>) {
         let mut slow = Vec::new();
         let mut closes = Vec::new();
+        // Connections with frames queued for the flusher.
+        let mut listed: Vec<Arc<dyn FrameSink>> = Vec::new();
         let metrics = &self.shared.metrics;
-        let push = |conn: &Conn, frame: &Utf8Bytes, slow: &mut Vec<u64>| match conn
+        let mut push = |conn: &Conn, frame: &Utf8Bytes, slow: &mut Vec<u64>| match conn
             .handle
-            .send(frame.clone())
+            .queue(frame.clone())
         {
-            Ok(()) => {
+            Ok(first) => {
+                if first {
+                    listed.push(conn.handle.out.clone());
+                }
                 metrics.messages_out.fetch_add(1, Ordering::Relaxed);
             }
             Err(SendFail::Full) => slow.push(conn.handle.id),
@@ -1299,6 +1307,7 @@ impl RoomActor {
                 Out::Close(id, code, why) => closes.push((id, code, why)),
             }
         }
+        self.flusher.flush(listed);
         // Closes go last, so a closing member still gets the batch's frames
         // (the ack of its own request, `session_ended`, …).
         let mut closers = Vec::new();

@@ -1,7 +1,6 @@
-//! The room's view of one WebSocket connection: a bounded queue of encoded
+//! The room's view of one WebSocket connection: somewhere to send encoded
 //! frames and a way to close it with a code. The signal layer owns the socket.
 
-use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tungstenite::Utf8Bytes;
 
 /// Asks a connection to close with a WebSocket close code, once.
 #[derive(Debug, Default)]
@@ -35,6 +35,17 @@ impl Closer {
         self.closed.store(true, Ordering::Release);
         self.writer.wake();
         self.token.cancel();
+    }
+
+    /// Wakes the connection's writer: it has frames to send.
+    pub fn wake_writer(&self) {
+        self.writer.wake();
+    }
+
+    /// Registers the writer's task for [`Closer::wake_writer`] and for the
+    /// close (both wake the same task).
+    pub fn register_writer(&self, cx: &Context<'_>) {
+        self.writer.register(cx.waker());
     }
 
     /// Resolves once the connection is asked to close. For one task only
@@ -79,18 +90,32 @@ impl Future for WriterClosed<'_> {
     }
 }
 
+/// Where a connection's frames go. The socket's side implements it; the
+/// room only needs to know that a frame was taken, or why not.
+pub trait FrameSink: Send + Sync + std::fmt::Debug {
+    /// Takes an encoded frame without waiting, sending it at once when
+    /// nothing is waiting before it.
+    fn send(&self, frame: Utf8Bytes) -> Result<(), SendFail>;
+    /// Takes a frame without sending it yet. `Ok(true)` means nothing else
+    /// will send it: the caller must see that [`FrameSink::flush`] is called.
+    fn queue(&self, frame: Utf8Bytes) -> Result<bool, SendFail>;
+    /// Sends what is queued, as far as the connection takes it now; the
+    /// rest is left to the connection.
+    fn flush(&self);
+}
+
 /// What the room holds for each connection.
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
     pub id: u64,
-    /// Encoded frames; bounded, so a stalled reader cannot grow memory.
-    pub tx: mpsc::Sender<Utf8Bytes>,
+    /// Bounded, so a stalled reader cannot grow memory.
+    pub out: Arc<dyn FrameSink>,
     pub closer: Arc<Closer>,
 }
 
-/// Why a frame could not be queued.
+/// Why a frame could not be sent.
 pub enum SendFail {
-    /// The queue is full: the reader is too slow.
+    /// Too many frames wait already: the reader is too slow.
     Full,
     /// The connection is gone.
     Closed,
@@ -101,16 +126,106 @@ impl ConnHandle {
         if self.closer.is_closed() {
             return Err(SendFail::Closed);
         }
-        self.tx.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendFail::Full,
-            mpsc::error::TrySendError::Closed(_) => SendFail::Closed,
-        })
+        self.out.send(frame)
+    }
+
+    /// Queues a frame for a [`Flusher`]; see [`FrameSink::queue`].
+    pub fn queue(&self, frame: Utf8Bytes) -> Result<bool, SendFail> {
+        if self.closer.is_closed() {
+            return Err(SendFail::Closed);
+        }
+        self.out.queue(frame)
+    }
+}
+
+/// Connections flushed between two yields: small enough that a reader or
+/// the room waits at most a fraction of a millisecond behind a fan-out.
+const FLUSH_CHUNK: usize = 64;
+
+/// A room's fan-out writer: a task that flushes the connections a room
+/// queued frames on, a chunk at a time, so the room goes on taking
+/// requests meanwhile. Frames the room queues on a connection not yet
+/// flushed go out together with the earlier ones.
+#[derive(Debug)]
+pub struct Flusher {
+    tx: mpsc::UnboundedSender<Vec<Arc<dyn FrameSink>>>,
+}
+
+impl Flusher {
+    /// Starts the task; it ends when the flusher is dropped and its lists
+    /// are done.
+    pub fn spawn() -> Flusher {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Arc<dyn FrameSink>>>();
+        tokio::spawn(async move {
+            while let Some(list) = rx.recv().await {
+                for chunk in list.chunks(FLUSH_CHUNK) {
+                    for sink in chunk {
+                        sink.flush();
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        Flusher { tx }
+    }
+
+    /// Hands over connections whose [`ConnHandle::queue`] returned `true`.
+    pub fn flush(&self, list: Vec<Arc<dyn FrameSink>>) {
+        if list.is_empty() {
+            return;
+        }
+        if let Err(mpsc::error::SendError(list)) = self.tx.send(list) {
+            // The task is gone (the runtime is stopping): flush here.
+            for sink in list {
+                sink.flush();
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    impl FrameSink for Counting {
+        fn send(&self, _: Utf8Bytes) -> Result<(), SendFail> {
+            Ok(())
+        }
+        fn queue(&self, _: Utf8Bytes) -> Result<bool, SendFail> {
+            Ok(true)
+        }
+        fn flush(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flusher_flushes_every_sink_once_yielding_between_chunks() {
+        let flusher = Flusher::spawn();
+        let sinks: Vec<Arc<Counting>> = (0..3 * FLUSH_CHUNK + 5).map(|_| Arc::default()).collect();
+        let flushed = || {
+            sinks
+                .iter()
+                .filter(|s| s.0.load(Ordering::Relaxed) > 0)
+                .count()
+        };
+        flusher.flush(sinks.iter().map(|s| s.clone() as _).collect());
+        assert_eq!(flushed(), 0, "the caller goes on at once");
+        while flushed() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The single-threaded test runtime ran the flusher until its first
+        // yield: one chunk, then this task's turn.
+        assert_eq!(flushed(), FLUSH_CHUNK);
+        while flushed() < sinks.len() {
+            tokio::task::yield_now().await;
+        }
+        assert!(sinks.iter().all(|s| s.0.load(Ordering::Relaxed) == 1));
+    }
 
     #[tokio::test]
     async fn writer_closed_wakes_a_waiting_writer_and_reports_the_first_reason() {

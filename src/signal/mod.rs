@@ -3,31 +3,150 @@
 //!
 //! Nothing past this module sees raw JSON. Bad frames are answered here with
 //! an `error` frame and never reach the room.
+//!
+//! The server does the opening handshake itself (RFC 6455 §4.2) rather than
+//! through the HTTP framework's WebSocket type, to keep the socket: rooms
+//! write their frames to it directly (see [`outbox`]), and tungstenite only
+//! reads.
+
+mod outbox;
 
 use crate::auth::{Claims, TokenType};
 use crate::http::ApiError;
 use crate::protocol::{
     close, ClientMsg, ErrorCode, ReqId, ServerMsg, SessionInfo, SessionStatus, Timestamp,
 };
-use crate::room::conn::{Closer, ConnHandle};
+use crate::room::conn::{Closer, ConnHandle, FrameSink};
 use crate::room::{Actor, RoomError, RoomLink};
 use crate::App;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use outbox::{ConnIo, Outbox};
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::{Message, Utf8Bytes};
 
-/// How often the server pings an idle client.
-const PING_EVERY: Duration = Duration::from_secs(20);
-/// How long the writer may take to flush queued frames when closing.
-const CLOSE_DRAIN: Duration = Duration::from_secs(2);
+/// A WebSocket opening handshake, checked (RFC 6455 §4.2.1), with the
+/// connection to take over once it is answered.
+pub struct Upgrade {
+    accept: HeaderValue,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+}
+
+/// Whether a comma-separated header holds `token` (case-insensitive).
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+/// `Sec-WebSocket-Accept` for a client's key (RFC 6455 §4.2.2).
+fn accept_key(key: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let mut h = sha1::Sha1::new();
+    h.update(key);
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let bad = |message: &str| {
+            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message).into_response()
+        };
+        let h = &parts.headers;
+        if parts.method != Method::GET
+            || !has_token(h, header::CONNECTION, "upgrade")
+            || !has_token(h, header::UPGRADE, "websocket")
+        {
+            return Err(bad(
+                "this is a WebSocket endpoint: send a GET with Upgrade: websocket",
+            ));
+        }
+        if h.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+            let mut r = ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                ErrorCode::BadRequest,
+                "only WebSocket version 13 is spoken",
+            )
+            .into_response();
+            r.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return Err(r);
+        }
+        let key = h.get(header::SEC_WEBSOCKET_KEY).map(|k| k.as_bytes());
+        let valid = key.is_some_and(|k| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(k)
+                .is_ok_and(|raw| raw.len() == 16)
+        });
+        let (Some(key), true) = (key, valid) else {
+            return Err(bad("Sec-WebSocket-Key must be 16 bytes in base64"));
+        };
+        let accept = HeaderValue::from_str(&accept_key(key)).expect("base64 is a header value");
+        let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+            return Err(bad(
+                "this connection cannot be upgraded (HTTP/1.1 is required)",
+            ));
+        };
+        Ok(Upgrade { accept, on_upgrade })
+    }
+}
+
+impl Upgrade {
+    /// Answers the handshake with 101 and runs `conn` on the socket once
+    /// the HTTP layer hands it over.
+    fn answer<F, Fut>(self, conn: F) -> Response
+    where
+        F: FnOnce(TcpStream, Vec<u8>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!("WebSocket upgrade did not complete: {e}");
+                    return;
+                }
+            };
+            match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded)
+            {
+                Ok(parts) => {
+                    // Bytes read past the request, copied: they sit in the
+                    // HTTP layer's read buffer (8 KiB or more), which would
+                    // otherwise live as long as the connection.
+                    let read = parts.read_buf.to_vec();
+                    drop(parts.read_buf);
+                    conn(parts.io.into_inner(), read).await
+                }
+                Err(_) => tracing::error!("an upgraded connection is not a TCP socket"),
+            }
+        });
+        let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
+        let h = r.headers_mut();
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, self.accept);
+        r
+    }
+}
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -45,11 +164,7 @@ fn refuse(app: &App, e: ApiError) -> Response {
 }
 
 /// `GET /ws?token=…` or `GET /ws?resume=…&last_seq=…`.
-pub async fn ws_handler(
-    State(app): State<App>,
-    Query(q): Query<WsQuery>,
-    ws: WebSocketUpgrade,
-) -> Response {
+pub async fn ws_handler(State(app): State<App>, Query(q): Query<WsQuery>, ws: Upgrade) -> Response {
     let (token, want) = match (&q.resume, &q.token) {
         (Some(r), _) => (r, TokenType::Resume),
         (None, Some(t)) => (t, TokenType::Join),
@@ -81,14 +196,17 @@ pub async fn ws_handler(
         name: claims.name,
         role: claims.role,
     };
-    // Small buffers keep idle connections cheap; queued frames collect in
-    // the write buffer until the writer flushes its burst.
-    ws.read_buffer_size(4 * 1024)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(1024 * 1024)
-        .max_message_size(hard_cap)
-        .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| connection(app, socket, claims.sid, actor, q.last_seq))
+    // A small read buffer keeps idle connections cheap. Tungstenite only
+    // reads; what it writes (pongs, the answer to a close) it hands over at
+    // once, so it needs no write buffer.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(hard_cap))
+        .max_frame_size(Some(hard_cap));
+    ws.answer(move |tcp, read| async move {
+        connection(app, tcp, read, config, claims.sid, actor, q.last_seq).await
+    })
 }
 
 /// Verifies a token of the wanted kind and loads its session, refusing an
@@ -233,22 +351,31 @@ pub fn decode(text: &str) -> Result<(Option<ReqId>, ClientMsg), FrameError> {
 
 async fn connection(
     app: App,
-    socket: WebSocket,
+    tcp: TcpStream,
+    read: Vec<u8>,
+    config: WebSocketConfig,
     session: String,
     actor: Actor,
     last_seq: Option<u64>,
 ) {
     app.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let limits = app.config.limits.clone();
-    let (tx, rx) = mpsc::channel(limits.send_queue);
     let closer = Arc::new(Closer::default());
+    let tcp = Arc::new(tcp);
+    let out = Arc::new(Outbox::new(tcp.clone(), closer.clone(), limits.send_queue));
     let handle = ConnHandle {
         id: app.next_conn.fetch_add(1, Ordering::Relaxed),
-        tx: tx.clone(),
+        out: out.clone(),
         closer: closer.clone(),
     };
-    let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, rx, closer.clone()));
+    let io = ConnIo {
+        sock: tcp,
+        out: out.clone(),
+    };
+    let mut stream =
+        WebSocketStream::from_partially_read(io, read, Role::Server, Some(config)).await;
+    let writer = tokio::spawn(outbox::write_loop(out.clone()));
+    let tx = &*out;
 
     let link: Option<RoomLink> = match app
         .rooms
@@ -265,7 +392,7 @@ async fn connection(
                 RoomError::ShuttingDown => (ErrorCode::StorageUnavailable, close::SERVER_SHUTDOWN),
                 other => (other.code(), close::STORAGE_UNAVAILABLE),
             };
-            let _ = tx.try_send(encode(&ServerMsg::Error {
+            let _ = tx.send(encode(&ServerMsg::Error {
                 req_id: None,
                 code,
                 message: e.to_string(),
@@ -276,7 +403,7 @@ async fn connection(
     };
 
     if let Some(link) = &link {
-        read_loop(&app, &mut stream, link, &tx, &closer, &limits).await;
+        read_loop(&app, &mut stream, link, tx, &closer, &limits).await;
         link.disconnected().await;
     }
     // The client closed, vanished or was closed: the writer stops now (other
@@ -285,16 +412,15 @@ async fn connection(
     // 20–40 s later, holding the socket). A close asked for earlier keeps
     // its code; after the client's own close frame, ours answers it.
     closer.close(close::NORMAL, "");
-    drop(tx);
     let _ = writer.await;
     app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 async fn read_loop(
     app: &App,
-    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    stream: &mut WebSocketStream<ConnIo>,
     link: &RoomLink,
-    tx: &mpsc::Sender<Utf8Bytes>,
+    tx: &Outbox,
     closer: &Closer,
     limits: &crate::config::Limits,
 ) {
@@ -325,11 +451,7 @@ async fn read_loop(
             Ok(Some(Err(e))) => {
                 // The socket is unusable after any read error; tungstenite's
                 // capacity error means a frame above the hard cap.
-                let too_big = e
-                    .into_inner()
-                    .downcast_ref::<tungstenite::Error>()
-                    .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
-                if too_big {
+                if matches!(e, tungstenite::Error::Capacity(_)) {
                     closer.close(close::MESSAGE_TOO_BIG, "frame above the hard size cap");
                 }
                 return;
@@ -353,8 +475,12 @@ async fn read_loop(
                 }
                 continue;
             }
-            Message::Close(_) => return,
-            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => {
+                // Sends the answer tungstenite queued when it read the close.
+                let _ = stream.flush().await;
+                return;
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
         app.metrics.messages_in.fetch_add(1, Ordering::Relaxed);
         let too_large = |req_id, limit: usize| {
@@ -396,8 +522,8 @@ async fn read_loop(
 }
 
 /// Queues a frame from the edge; a full queue means a slow consumer, as in rooms.
-fn queue(app: &App, tx: &mpsc::Sender<Utf8Bytes>, closer: &Closer, frame: Utf8Bytes) {
-    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame) {
+fn queue(app: &App, tx: &Outbox, closer: &Closer, frame: Utf8Bytes) {
+    if let Err(crate::room::conn::SendFail::Full) = tx.send(frame) {
         app.metrics.queue_drops.fetch_add(1, Ordering::Relaxed);
         closer.close(
             close::SLOW_CONSUMER,
@@ -408,7 +534,7 @@ fn queue(app: &App, tx: &mpsc::Sender<Utf8Bytes>, closer: &Closer, frame: Utf8By
 
 fn reject(
     app: &App,
-    tx: &mpsc::Sender<Utf8Bytes>,
+    tx: &Outbox,
     closer: &Closer,
     req_id: Option<ReqId>,
     code: ErrorCode,
@@ -425,81 +551,6 @@ fn reject(
             message,
         }),
     );
-}
-
-/// At most this many queued frames are written with one flush.
-const WRITE_BURST: usize = 64;
-/// Frames collect up to this many bytes before they go to the socket.
-const WRITE_BUFFER: usize = 8 * 1024;
-
-async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Utf8Bytes>,
-    closer: Arc<Closer>,
-) {
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    // One `closed` future for the whole loop, and a lock-free one: making a
-    // token future per frame, or polling one, showed in profiles.
-    let closed = closer.writer_closed();
-    tokio::pin!(closed);
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut closed => break,
-            frame = rx.recv() => {
-                let Some(frame) = frame else { break };
-                // Everything already queued goes out with one flush (one
-                // write syscall for a burst, not one per frame).
-                let burst = async {
-                    sink.feed(Message::Text(frame)).await?;
-                    for _ in 1..WRITE_BURST {
-                        match rx.try_recv() {
-                            Ok(f) => sink.feed(Message::Text(f)).await?,
-                            Err(_) => break,
-                        }
-                    }
-                    sink.flush().await
-                };
-                tokio::select! {
-                    r = burst => if r.is_err() { closer.close(1006, "write failed"); return },
-                    _ = &mut closed => break,
-                }
-            }
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    closer.close(1006, "write failed");
-                    return;
-                }
-            }
-        }
-    }
-    // Closing: flush what is already queued (the reason for closing is often
-    // among it), then say why.
-    let (code, reason) = closer.reason().unwrap_or((close::NORMAL, String::new()));
-    // The client closed (or its connection ended): queued frames would not
-    // be read.
-    let client_closed = code == close::NORMAL && reason.is_empty();
-    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
-        if code != close::SLOW_CONSUMER && !client_closed {
-            while let Ok(frame) = rx.try_recv() {
-                if sink.send(Message::Text(frame)).await.is_err() {
-                    break;
-                }
-            }
-        }
-        // Refused if the client's close frame came first; the flush in
-        // `close` then sends the answer tungstenite queued when it read it.
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })))
-            .await;
-        let _ = sink.close().await;
-    })
-    .await;
-    closer.close(code, "");
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ pub use sqlite::SqliteStore;
 
 use crate::protocol::{Role, SessionInfo, Timestamp};
 use async_trait::async_trait;
-use axum::extract::ws::Utf8Bytes;
 use std::sync::Arc;
+use tungstenite::Utf8Bytes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

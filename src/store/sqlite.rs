@@ -656,7 +656,7 @@ fn delivery_row(r: &sqlx::sqlite::SqliteRow) -> Result<DeliveryRow, StoreError> 
 mod tests {
     use super::*;
     use crate::store::Store;
-    use axum::extract::ws::Utf8Bytes;
+    use tungstenite::Utf8Bytes;
 
     /// A log far too short for the writer's own checkpoint still reaches
     /// the database file within moments, copied beside the writer.

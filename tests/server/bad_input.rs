@@ -149,3 +149,69 @@ async fn a_reader_that_stalls_is_closed_and_the_room_goes_on() {
         .is_ok());
     s.stop().await;
 }
+
+/// Frames larger than a socket takes at once (to a reader with a tiny
+/// receive buffer) wait in the connection's queue and still arrive whole
+/// and in order, with a ping's pong after them; a welcome past 64 KiB (the
+/// 8-byte length form) arrives whole too.
+#[tokio::test]
+async fn frames_too_big_for_the_socket_arrive_whole_and_in_order() {
+    let s = TestServer::start_with(|c| {
+        c.limits.max_frame_bytes = 64 * 1024;
+        c.limits.max_sdp_bytes = 64 * 1024;
+        c.limits.chat_max_length = 10_000;
+        c.limits.chat_burst = 1_000;
+        c.limits.frame_burst = 1_000;
+    })
+    .await;
+    let id = s
+        .create_session_with(serde_json::json!({ "title": "t", "kind": "seminar", "settings": { "chat_max_length": 10000 } }))
+        .await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let token = s.token(&id, "far", Role::Participant).await;
+    let mut far = TestClient::connect_small_buffer(&format!("{}?token={token}", s.ws_url())).await;
+    far.wait_type("welcome").await;
+    // 30 KB frames (2-byte length form) and small ones (1-byte form): more
+    // than the kernel's largest send buffer here (4 MiB), so some must wait
+    // in the server's queue.
+    let texts: Vec<String> = (0..200)
+        .map(|i| {
+            if i % 10 != 9 {
+                format!("{i}{}", "长".repeat(10_000 - 3))
+            } else {
+                format!("short {i}")
+            }
+        })
+        .collect();
+    for t in &texts {
+        host.request(ClientMsg::ChatSend { text: t.clone() })
+            .await
+            .unwrap();
+    }
+    // About 5.4 MB are now on their way to a reader with a 4 KiB receive buffer.
+    assert!(far.ping(b"after the chat").await, "the pong came back");
+    let got: Vec<String> = far
+        .seen
+        .iter()
+        .filter(|f| f["type"] == "chat_message")
+        .map(|f| f["message"]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        got.len(),
+        texts.len(),
+        "every message arrived before the pong"
+    );
+    assert!(got == texts, "the messages arrived whole and in order");
+    // The welcome carries the recent chat: here, over 64 KiB in one frame.
+    let late = s.join(&id, "late", Role::Participant).await;
+    let recent: Vec<&str> = late.welcome["chat"]
+        .as_array()
+        .expect("welcome has the chat")
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert!(late.welcome.to_string().len() > 65_536);
+    let tail = &texts[texts.len() - recent.len()..];
+    assert_eq!(recent, tail.iter().map(String::as_str).collect::<Vec<_>>());
+    s.stop().await;
+}

@@ -160,6 +160,8 @@ pub struct TestClient {
     pub seen: Vec<Value>,
     next_req: i64,
     pub closed: Option<(u16, String)>,
+    /// Payloads of the pongs received, in order.
+    pongs: Vec<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -193,6 +195,7 @@ impl TestClient {
             seen: Vec::new(),
             next_req: 1,
             closed: None,
+            pongs: Vec::new(),
         }
     }
 
@@ -258,6 +261,10 @@ impl TestClient {
                         .unwrap_or((1005, String::new()));
                     self.closed = Some(f);
                     return None;
+                }
+                Message::Pong(p) => {
+                    self.pongs.push(p.to_vec());
+                    continue;
                 }
                 _ => continue,
             }
@@ -364,6 +371,23 @@ impl TestClient {
 }
 
 impl TestClient {
+    /// Sends a WebSocket ping and waits for its pong (frames read meanwhile
+    /// are kept); false if the pong does not come within `WAIT`.
+    pub async fn ping(&mut self, payload: &[u8]) -> bool {
+        self.ws
+            .send(Message::Ping(payload.to_vec().into()))
+            .await
+            .expect("send ping");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.pongs.iter().any(|p| p == payload) {
+            match self.read(deadline).await {
+                Some(f) => self.buffered.push_back(f),
+                None => return false,
+            }
+        }
+        true
+    }
+
     pub async fn ws_send_binary(&mut self, bytes: Vec<u8>) {
         self.ws
             .send(Message::Binary(bytes.into()))

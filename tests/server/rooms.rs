@@ -47,6 +47,94 @@ async fn bad_expired_and_foreign_tokens_are_refused_at_the_upgrade() {
     s.stop().await;
 }
 
+/// Sends `request` on a fresh TCP connection; returns the status, the
+/// head (lower-cased) and the body of the answer, read until the connection
+/// ends or, for a 101, until the head is complete.
+async fn raw_http(s: &TestServer, request: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s
+        .ws_url()
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if n == 0 || (text.starts_with("HTTP/1.1 101") && text.contains("\r\n\r\n")) {
+            break;
+        }
+    }
+    let text = String::from_utf8(got).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    (status, head.to_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn the_opening_handshake_is_checked_and_answered() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let token = s.token(&id, "p", Role::Participant).await;
+    let ask = |headers: &str| {
+        format!("GET /ws?token={token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n")
+    };
+    let upgrade = "Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n";
+    let json_code = |body: &str| {
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["error"]["code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // A plain request to the WebSocket endpoint.
+    let (status, _, body) = raw_http(&s, &ask("")).await;
+    assert_eq!((status, json_code(&body).as_str()), (400, "bad_request"));
+    // A version other than 13: 426, naming the one spoken.
+    let (status, head, body) = raw_http(
+        &s,
+        &ask(&format!(
+            "{upgrade}Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        )),
+    )
+    .await;
+    assert_eq!((status, json_code(&body).as_str()), (426, "bad_request"));
+    assert!(head.contains("sec-websocket-version: 13"), "{head}");
+    // A key that is not 16 bytes of base64.
+    let (status, _, body) = raw_http(
+        &s,
+        &ask(&format!(
+            "{upgrade}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: c2hvcnQ=\r\n"
+        )),
+    )
+    .await;
+    assert_eq!((status, json_code(&body).as_str()), (400, "bad_request"));
+    // The sample handshake of RFC 6455 §1.3, with its known answer.
+    let (status, head, _) = raw_http(
+        &s,
+        &ask(&format!(
+            "{upgrade}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        )),
+    )
+    .await;
+    assert_eq!(status, 101, "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn welcome_has_the_whole_room() {
     let s = TestServer::start().await;
