@@ -24,7 +24,7 @@ use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusC
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
-use outbox::{ConnIo, Outbox};
+use outbox::{ConnIo, Link, Outbox};
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -365,7 +365,7 @@ async fn connection(
     let out = Arc::new(Outbox::new(tcp.clone(), closer.clone(), limits.send_queue));
     let handle = ConnHandle {
         id: app.next_conn.fetch_add(1, Ordering::Relaxed),
-        out: out.clone(),
+        out: Arc::new(Link::new(&out)),
         closer: closer.clone(),
     };
     let io = ConnIo {

@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -332,6 +332,36 @@ impl FrameSink for Outbox {
     }
 }
 
+/// What a room (or a media session kept for a resume) holds: the outbox
+/// without keeping it. The connection's own tasks own it, so when they end
+/// the socket is closed at once, even while the room still counts the
+/// member as present for the grace period. Frames sent after that are
+/// refused as to a closed connection.
+#[derive(Debug)]
+pub struct Link(Weak<Outbox>);
+
+impl Link {
+    pub fn new(out: &Arc<Outbox>) -> Link {
+        Link(Arc::downgrade(out))
+    }
+}
+
+impl FrameSink for Link {
+    fn send(&self, frame: Utf8Bytes) -> Result<(), SendFail> {
+        self.0.upgrade().ok_or(SendFail::Closed)?.send(frame)
+    }
+
+    fn queue(&self, frame: Utf8Bytes) -> Result<bool, SendFail> {
+        self.0.upgrade().ok_or(SendFail::Closed)?.queue(frame)
+    }
+
+    fn flush(&self) {
+        if let Some(out) = self.0.upgrade() {
+            out.flush();
+        }
+    }
+}
+
 /// The connection's writer task: sends what the socket could not take at
 /// once, pings, and at the end sends the close frame.
 pub async fn write_loop(out: Arc<Outbox>) {
@@ -530,6 +560,23 @@ mod tests {
         expect.extend_from_slice(&[0x88, 7, 0x0f, 0xa0]);
         expect.extend_from_slice(b"ended");
         assert_eq!(all, expect, "the frame, the close frame, then the end");
+    }
+
+    #[tokio::test]
+    async fn a_link_does_not_keep_the_socket_open() {
+        use tokio::io::AsyncReadExt;
+        let (out, mut peer) = pair(16).await;
+        let link = Link::new(&out);
+        assert!(link.send("hi".into()).is_ok());
+        drop(out);
+        // The connection's tasks are gone: the peer reads the frame, then
+        // the end of the stream, while the link is still held.
+        let mut all = Vec::new();
+        peer.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, [0x81, 2, b'h', b'i']);
+        assert!(matches!(link.send("late".into()), Err(SendFail::Closed)));
+        assert!(matches!(link.queue("late".into()), Err(SendFail::Closed)));
+        link.flush();
     }
 
     #[test]
