@@ -221,6 +221,11 @@ impl Outbox {
                 }
             }
             let mut n = match self.sock.try_write_vectored(&slices[..used]) {
+                // A socket that takes nothing of a non-empty write is gone.
+                Ok(0) => {
+                    q.broken = true;
+                    return Flushed::Failed;
+                }
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
                 Err(_) => {
@@ -456,6 +461,9 @@ impl AsyncWrite for ConnIo {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         // Taken whole, so every write is whole frames and cannot interleave
         // with a room's frame. After the close frame, nothing more is sent.
         let _ = self.out.push(Entry::raw(Bytes::copy_from_slice(buf)), None);

@@ -88,7 +88,14 @@ async fn the_opening_handshake_is_checked_and_answered() {
     let ask = |headers: &str| {
         format!("GET /ws?token={token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n")
     };
-    let upgrade = "Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n";
+    // An upgrade request with the given version and key.
+    let upgrade = |version: u8, key: &str| {
+        ask(&format!(
+            "Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: {version}\r\nSec-WebSocket-Key: {key}\r\n"
+        ))
+    };
+    let sample_key = "dGhlIHNhbXBsZSBub25jZQ==";
     let json_code = |body: &str| {
         serde_json::from_str::<serde_json::Value>(body).unwrap()["error"]["code"]
             .as_str()
@@ -100,32 +107,14 @@ async fn the_opening_handshake_is_checked_and_answered() {
     let (status, _, body) = raw_http(&s, &ask("")).await;
     assert_eq!((status, json_code(&body).as_str()), (400, "bad_request"));
     // A version other than 13: 426, naming the one spoken.
-    let (status, head, body) = raw_http(
-        &s,
-        &ask(&format!(
-            "{upgrade}Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        )),
-    )
-    .await;
+    let (status, head, body) = raw_http(&s, &upgrade(8, sample_key)).await;
     assert_eq!((status, json_code(&body).as_str()), (426, "bad_request"));
     assert!(head.contains("sec-websocket-version: 13"), "{head}");
     // A key that is not 16 bytes of base64.
-    let (status, _, body) = raw_http(
-        &s,
-        &ask(&format!(
-            "{upgrade}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: c2hvcnQ=\r\n"
-        )),
-    )
-    .await;
+    let (status, _, body) = raw_http(&s, &upgrade(13, "c2hvcnQ=")).await;
     assert_eq!((status, json_code(&body).as_str()), (400, "bad_request"));
     // The sample handshake of RFC 6455 §1.3, with its known answer.
-    let (status, head, _) = raw_http(
-        &s,
-        &ask(&format!(
-            "{upgrade}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        )),
-    )
-    .await;
+    let (status, head, _) = raw_http(&s, &upgrade(13, sample_key)).await;
     assert_eq!(status, 101, "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     assert!(
