@@ -236,17 +236,28 @@ mod tests {
         }
     }
 
+    fn sinks(n: usize) -> Vec<Arc<Counting>> {
+        (0..n).map(|_| Arc::default()).collect()
+    }
+
+    fn as_list(sinks: &[Arc<Counting>]) -> Vec<Arc<dyn FrameSink>> {
+        sinks.iter().map(|s| s.clone() as _).collect()
+    }
+
+    /// How many of `sinks` were flushed at least once.
+    fn flushed(sinks: &[Arc<Counting>]) -> usize {
+        sinks
+            .iter()
+            .filter(|s| s.0.load(Ordering::Relaxed) > 0)
+            .count()
+    }
+
     #[tokio::test]
     async fn a_flusher_flushes_every_sink_once_yielding_between_chunks() {
         let mut flusher = Flusher::spawn();
-        let sinks: Vec<Arc<Counting>> = (0..3 * FLUSH_CHUNK + 5).map(|_| Arc::default()).collect();
-        let flushed = || {
-            sinks
-                .iter()
-                .filter(|s| s.0.load(Ordering::Relaxed) > 0)
-                .count()
-        };
-        flusher.flush(sinks.iter().map(|s| s.clone() as _).collect());
+        let sinks = sinks(3 * FLUSH_CHUNK + 5);
+        let flushed = || flushed(&sinks);
+        flusher.flush(as_list(&sinks));
         assert_eq!(flushed(), 0, "the caller goes on at once");
         while flushed() == 0 {
             tokio::task::yield_now().await;
@@ -263,14 +274,9 @@ mod tests {
     #[tokio::test]
     async fn a_long_list_is_split_among_the_tasks_and_each_sink_flushed_once() {
         let mut flusher = Flusher::with_tasks(3);
-        let sinks: Vec<Arc<Counting>> = (0..10 * FLUSH_CHUNK + 7).map(|_| Arc::default()).collect();
-        let flushed = || {
-            sinks
-                .iter()
-                .filter(|s| s.0.load(Ordering::Relaxed) > 0)
-                .count()
-        };
-        flusher.flush(sinks.iter().map(|s| s.clone() as _).collect());
+        let sinks = sinks(10 * FLUSH_CHUNK + 7);
+        let flushed = || flushed(&sinks);
+        flusher.flush(as_list(&sinks));
         while flushed() == 0 {
             tokio::task::yield_now().await;
         }
@@ -281,7 +287,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         // A short list goes to one task, whole.
-        flusher.flush(sinks[..3].iter().map(|s| s.clone() as _).collect());
+        flusher.flush(as_list(&sinks[..3]));
         while sinks[..3].iter().any(|s| s.0.load(Ordering::Relaxed) < 2) {
             tokio::task::yield_now().await;
         }
