@@ -375,7 +375,6 @@ async fn connection(
     let mut stream =
         WebSocketStream::from_partially_read(io, read, Role::Server, Some(config)).await;
     let writer = tokio::spawn(outbox::write_loop(out.clone()));
-    let tx = &*out;
 
     let link: Option<RoomLink> = match app
         .rooms
@@ -392,7 +391,7 @@ async fn connection(
                 RoomError::ShuttingDown => (ErrorCode::StorageUnavailable, close::SERVER_SHUTDOWN),
                 other => (other.code(), close::STORAGE_UNAVAILABLE),
             };
-            let _ = tx.send(encode(&ServerMsg::Error {
+            let _ = out.send(encode(&ServerMsg::Error {
                 req_id: None,
                 code,
                 message: e.to_string(),
@@ -403,14 +402,14 @@ async fn connection(
     };
 
     if let Some(link) = &link {
-        read_loop(&app, &mut stream, link, tx, &closer, &limits).await;
+        read_loop(&app, &mut stream, link, &out, &closer, &limits).await;
         link.disconnected().await;
     }
-    // The client closed, vanished or was closed: the writer stops now (other
-    // holders of this connection's queue, such as its media session kept
-    // for a resume, would otherwise keep it waiting until a ping failed,
-    // 20–40 s later, holding the socket). A close asked for earlier keeps
-    // its code; after the client's own close frame, ours answers it.
+    // The client closed, vanished or was closed: the writer sends what is
+    // still owed and stops, and the socket closes when this task and the
+    // writer let go of it (a room's handle does not keep it). A close asked
+    // for earlier keeps its code; after the client's own close frame, the
+    // reader has already sent the answer.
     closer.close(close::NORMAL, "");
     let _ = writer.await;
     app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
@@ -420,7 +419,7 @@ async fn read_loop(
     app: &App,
     stream: &mut WebSocketStream<ConnIo>,
     link: &RoomLink,
-    tx: &Outbox,
+    out: &Outbox,
     closer: &Closer,
     limits: &crate::config::Limits,
 ) {
@@ -463,7 +462,7 @@ async fn read_loop(
             Message::Binary(_) => {
                 reject(
                     app,
-                    tx,
+                    out,
                     closer,
                     None,
                     ErrorCode::Malformed,
@@ -508,10 +507,10 @@ async fn read_loop(
             }
         };
         match verdict {
-            Ok((_, ClientMsg::Ping)) => queue(app, tx, closer, encode(&ServerMsg::Pong)),
+            Ok((_, ClientMsg::Ping)) => queue(app, out, closer, encode(&ServerMsg::Pong)),
             Ok((req_id, msg)) => link.request(req_id, msg).await,
             Err((req_id, code, message)) => {
-                reject(app, tx, closer, req_id, code, message);
+                reject(app, out, closer, req_id, code, message);
                 if abuse.hit() {
                     closer.close(close::ABUSE, "too many bad frames");
                     return;
@@ -522,8 +521,8 @@ async fn read_loop(
 }
 
 /// Queues a frame from the edge; a full queue means a slow consumer, as in rooms.
-fn queue(app: &App, tx: &Outbox, closer: &Closer, frame: Utf8Bytes) {
-    if let Err(crate::room::conn::SendFail::Full) = tx.send(frame) {
+fn queue(app: &App, out: &Outbox, closer: &Closer, frame: Utf8Bytes) {
+    if let Err(crate::room::conn::SendFail::Full) = out.send(frame) {
         app.metrics.queue_drops.fetch_add(1, Ordering::Relaxed);
         closer.close(
             close::SLOW_CONSUMER,
@@ -534,7 +533,7 @@ fn queue(app: &App, tx: &Outbox, closer: &Closer, frame: Utf8Bytes) {
 
 fn reject(
     app: &App,
-    tx: &Outbox,
+    out: &Outbox,
     closer: &Closer,
     req_id: Option<ReqId>,
     code: ErrorCode,
@@ -543,7 +542,7 @@ fn reject(
     app.metrics.frames_rejected.fetch_add(1, Ordering::Relaxed);
     queue(
         app,
-        tx,
+        out,
         closer,
         encode(&ServerMsg::Error {
             req_id,
