@@ -366,9 +366,9 @@ impl FrameSink for Link {
 
 /// Writes `bufs` to the socket without waiting, as `sendmsg(2)`: the
 /// socket call, not `writev(2)`, because a file write first goes through
-/// the file layer (about a tenth of the kernel's send path in `perf` of a
-/// fan-out) before it reaches the same TCP code. A peer that is gone gives
-/// an error, not a SIGPIPE.
+/// the file layer before it reaches the same TCP code (7 % of the server's
+/// samples in `perf` of a fan-out to 5,000; docs/benchmarks.md). A peer
+/// that is gone gives an error, not a SIGPIPE.
 fn send(sock: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     sock.try_io(Interest::WRITABLE, || {
         socket2::SockRef::from(sock).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
