@@ -15,6 +15,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Base URL put into join links; defaults to `http://{bind}`.
     pub public_url: Option<String>,
+    /// Web origins (`https://host[:port]`) whose pages may open `/ws`, beside
+    /// the public URL's own origin and the host the request was sent to;
+    /// `"*"` allows any (see `signal::origin`).
+    pub allowed_origins: Vec<String>,
     /// Bearer key for the admin REST API; generated and kept in the data dir when unset.
     pub admin_key: Option<String>,
     /// Secret that signs join tokens; generated and kept in the data dir when unset.
@@ -152,6 +156,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("lectern-data"),
             public_url: None,
+            allowed_origins: Vec::new(),
             admin_key: None,
             token_secret: None,
             token_ttl_secs: 7 * 24 * 3600,
@@ -214,6 +219,13 @@ impl Config {
         }
         if self.token_ttl_secs == 0 || self.token_ttl_secs > 30 * 24 * 3600 {
             return Err("token_ttl_secs must be 1 to 2592000 (30 days)".into());
+        }
+        for o in &self.allowed_origins {
+            if o != "*" && !crate::signal::origin::is_origin(o) {
+                return Err(format!(
+                    "allowed_origins: {o:?} is not an origin (scheme://host[:port], no path) or \"*\""
+                ));
+            }
         }
         let l = &self.limits;
         if l.max_frame_bytes < 1024 {

@@ -40,6 +40,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Base of join links.
     pub public_url: Arc<str>,
+    /// Which web pages may open `/ws`.
+    pub origins: Arc<signal::origin::OriginPolicy>,
     pub next_conn: Arc<AtomicU64>,
     /// Cancelled when shutdown starts.
     pub shutdown: CancellationToken,
@@ -212,6 +214,10 @@ pub async fn start_with_store(config: Config, store: DynStore) -> Result<Server,
         config: Arc::new(config.clone()),
         metrics: metrics.clone(),
         public_url: public_url.clone().into(),
+        origins: Arc::new(signal::origin::OriginPolicy::new(
+            &public_url,
+            &config.allowed_origins,
+        )),
         next_conn: Arc::new(AtomicU64::new(1)),
         shutdown: shutdown.clone(),
         grading: hub,

@@ -1,5 +1,7 @@
 //! REST API `/api/v1`: sessions, join tokens, reports. Admin key required.
 
+pub use super::extract::ApiJson;
+use super::extract::{ApiPath, ApiQuery};
 use super::ApiError;
 use crate::auth::{constant_time_eq, Claims, TokenType};
 use crate::protocol::{
@@ -11,7 +13,7 @@ use crate::room::state::ClassState;
 use crate::room::SessionPatch;
 use crate::store::Write;
 use crate::App;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -62,19 +64,6 @@ impl FromRequestParts<App> for Admin {
                 ErrorCode::Unauthorized,
                 "wrong admin key",
             ))
-        }
-    }
-}
-
-/// `Json` whose rejections are JSON errors like every other API error.
-pub struct ApiJson<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }
 }
@@ -211,7 +200,7 @@ async fn load_session(app: &App, id: &str) -> Result<SessionInfo, ApiError> {
 async fn get_session(
     _: Admin,
     State(app): State<App>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionInfo>, ApiError> {
     Ok(Json(load_session(&app, &id).await?))
 }
@@ -223,7 +212,7 @@ async fn get_session(
 async fn update_session(
     _: Admin,
     State(app): State<App>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(patch): ApiJson<SessionPatch>,
 ) -> Result<Json<SessionInfo>, ApiError> {
     let mut preview = load_session(&app, &id).await?;
@@ -248,7 +237,7 @@ async fn update_session(
 async fn end_session(
     _: Admin,
     State(app): State<App>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionInfo>, ApiError> {
     load_session(&app, &id).await?;
     Ok(Json(app.rooms.end(&id, "admin").await?))
@@ -326,7 +315,7 @@ pub fn issue_token(
 async fn create_token(
     _: Admin,
     State(app): State<App>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<CreateToken>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let session = load_session(&app, &id).await?;
@@ -369,10 +358,15 @@ pub struct ParticipantRecord {
 async fn participants(
     _: Admin,
     State(app): State<App>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<ParticipantRecord>>, ApiError> {
     let session = load_session(&app, &id).await?;
-    let events = load_events(&app, &id, &["participant_joined", "participant_left"]).await?;
+    let events = load_events(
+        &app,
+        &id,
+        &["participant_joined", "participant_left", "media_reported"],
+    )
+    .await?;
     let present: HashMap<String, bool> = attendance(&session, &events, Timestamp::now())
         .into_iter()
         .map(|r| (r.identity, r.present))
@@ -409,7 +403,7 @@ pub struct ChatRecord {
 async fn chat(
     _: Admin,
     State(app): State<App>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<ChatRecord>>, ApiError> {
     load_session(&app, &id).await?;
     let mut out: Vec<ChatRecord> = Vec::new();
@@ -443,7 +437,7 @@ async fn chat(
 async fn questions(
     _: Admin,
     State(app): State<App>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<Question>>, ApiError> {
     let session = load_session(&app, &id).await?;
     let kinds = [
@@ -461,6 +455,7 @@ async fn questions(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only events with a larger `seq` (default 0).
     pub after_seq: Option<u64>,
@@ -483,8 +478,8 @@ pub struct TimelineEvent {
 async fn events(
     _: Admin,
     State(app): State<App>,
-    Path(id): Path<String>,
-    Query(q): Query<EventsQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
     load_session(&app, &id).await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
@@ -504,6 +499,7 @@ async fn events(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AttendanceQuery {
     /// `json` (default) or `csv`.
     pub format: Option<String>,
@@ -516,11 +512,16 @@ pub struct AttendanceQuery {
 async fn attendance_report(
     _: Admin,
     State(app): State<App>,
-    Path(id): Path<String>,
-    Query(q): Query<AttendanceQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AttendanceQuery>,
 ) -> Result<Response, ApiError> {
     let session = load_session(&app, &id).await?;
-    let events = load_events(&app, &id, &["participant_joined", "participant_left"]).await?;
+    let events = load_events(
+        &app,
+        &id,
+        &["participant_joined", "participant_left", "media_reported"],
+    )
+    .await?;
     let rows = attendance(&session, &events, Timestamp::now());
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(rows).into_response()),
@@ -542,6 +543,7 @@ async fn attendance_report(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenInfoQuery {
     /// A join token.
     token: Option<String>,
@@ -566,7 +568,7 @@ pub struct TokenInfo {
               (status = 410, description = "The session has ended", body = ErrorBody)))]
 async fn token_info(
     State(app): State<App>,
-    Query(q): Query<TokenInfoQuery>,
+    ApiQuery(q): ApiQuery<TokenInfoQuery>,
 ) -> Result<Json<TokenInfo>, ApiError> {
     let token = q
         .token

@@ -3,13 +3,14 @@
 //! redelivery of a range.
 
 use super::api::Admin;
+use super::extract::{ApiPath, ApiQuery};
 use super::ApiError;
 use crate::grading::rubric::{self, Score};
 use crate::protocol::{Event, Permission, Role, SessionStatus, Timestamp};
 use crate::room::state::ClassState;
 use crate::store::{DeliveryQuery, DeliveryRow, DeliveryState};
 use crate::App;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -57,6 +58,7 @@ pub struct ReportRow {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// `json` (default) or `csv`.
     format: Option<String>,
@@ -96,8 +98,8 @@ fn may_read_report(app: &App, headers: &HeaderMap, session: &str) -> Result<(), 
 async fn report(
     State(app): State<App>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<ReportQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
     may_read_report(&app, &headers, &id)?;
     let session = app
@@ -267,6 +269,7 @@ fn known_sink(app: &App, sink: &str) -> Result<(), ApiError> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// Only this session's deliveries.
     session: Option<String>,
@@ -287,8 +290,8 @@ pub struct DeliveriesQuery {
 async fn deliveries(
     _: Admin,
     State(app): State<App>,
-    Path(sink): Path<String>,
-    Query(q): Query<DeliveriesQuery>,
+    ApiPath(sink): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> Result<Json<Vec<DeliveryRow>>, ApiError> {
     known_sink(&app, &sink)?;
     let state = match q.state.as_deref() {
@@ -330,7 +333,7 @@ pub struct Redelivered {
 async fn redeliver(
     _: Admin,
     State(app): State<App>,
-    Path(sink): Path<String>,
+    ApiPath(sink): ApiPath<String>,
     super::api::ApiJson(r): super::api::ApiJson<Redeliver>,
 ) -> Result<Json<Redelivered>, ApiError> {
     known_sink(&app, &sink)?;

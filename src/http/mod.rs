@@ -2,6 +2,7 @@
 //! health and metrics. Handlers translate; the rooms and the store decide.
 
 pub mod api;
+pub mod extract;
 pub mod grading_api;
 pub mod metrics;
 pub mod recordings_api;
@@ -11,7 +12,7 @@ use crate::protocol::ErrorCode;
 use crate::App;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -77,6 +78,8 @@ impl ApiError {
             ErrorCode::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::OriginNotAllowed => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, code, message)
@@ -115,9 +118,13 @@ pub fn router(app: App) -> Router {
                 .merge(recordings_api::routes()),
         )
         .merge(web::routes())
-        .route("/ws", get(crate::signal::ws_handler))
+        // Every method reaches the handler, which refuses what is not a
+        // WebSocket handshake with the JSON body (docs/protocol.md §2.3).
+        .route("/ws", any(crate::signal::ws_handler))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        // Set after every route: it applies to the routes already added.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(app)
 }
@@ -144,4 +151,13 @@ async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> Respon
 
 async fn not_found() -> ApiError {
     ApiError::not_found("page")
+}
+
+/// A path that exists, asked with a method it does not take. axum adds the
+/// `Allow` header to this answer.
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::from_code(
+        ErrorCode::MethodNotAllowed,
+        format!("this path does not take {method}; the Allow header lists what it takes"),
+    )
 }

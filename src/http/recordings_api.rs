@@ -2,12 +2,13 @@
 //! file served with HTTP range requests, so players can seek.
 
 use super::api::{Admin, ApiJson};
+use super::extract::{ApiPath, ApiQuery};
 use super::ApiError;
 use crate::auth::{Claims, TokenType};
 use crate::protocol::{Role, Timestamp};
 use crate::App;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -110,7 +111,7 @@ const REPLAYED: &[&str] = &[
 async fn timeline(
     State(app): State<App>,
     headers: HeaderMap,
-    Path((id, rid)): Path<(String, String)>,
+    ApiPath((id, rid)): ApiPath<(String, String)>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let (id, rid) = (safe(&id)?.to_string(), safe(&rid)?.to_string());
     viewer(&app, &headers, &id)?;
@@ -219,7 +220,7 @@ pub struct ReplayLink {
 async fn replay_token(
     _: Admin,
     State(app): State<App>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(r): ApiJson<ReplayTokenRequest>,
 ) -> Result<Json<ReplayLink>, ApiError> {
     let session = app
@@ -284,7 +285,7 @@ pub struct Watched {
 async fn watched(
     State(app): State<App>,
     headers: HeaderMap,
-    Path((id, rid)): Path<(String, String)>,
+    ApiPath((id, rid)): ApiPath<(String, String)>,
     ApiJson(w): ApiJson<Watched>,
 ) -> Result<Json<Value>, ApiError> {
     let (id, rid) = (safe(&id)?.to_string(), safe(&rid)?.to_string());
@@ -344,7 +345,7 @@ async fn watched(
 async fn list(
     State(app): State<App>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<Listed>>, ApiError> {
     let id = safe(&id)?.to_string();
     viewer(&app, &headers, &id)?;
@@ -437,6 +438,7 @@ fn range(h: &str, len: u64) -> Option<(u64, u64)> {
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FileQuery {
     /// A token of the session (never the admin key), for `<video src>`,
     /// which cannot send headers.
@@ -496,8 +498,8 @@ fn file_viewer(
     security(("admin_key" = []), ("session_token" = [])))]
 async fn file(
     State(app): State<App>,
-    Path((id, rid, name)): Path<(String, String, String)>,
-    Query(q): Query<FileQuery>,
+    ApiPath((id, rid, name)): ApiPath<(String, String, String)>,
+    ApiQuery(q): ApiQuery<FileQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     file_viewer(&app, &headers, &q, &id)?;

@@ -7,7 +7,7 @@
 //! carries an ETag and `Cache-Control: no-cache`, so a phone on a weak link
 //! revalidates with a few bytes instead of downloading the client again.
 
-use axum::extract::Path;
+use super::extract::ApiPath;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -49,6 +49,7 @@ static ASSETS: &[Asset] = &[
     asset!("src/admin.js", JS),
     asset!("src/activities.js", JS),
     asset!("src/replay.js", JS),
+    asset!("favicon.ico", "image/x-icon"),
 ];
 
 /// Where the pages may load from and connect to: this server only.
@@ -64,13 +65,22 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/admin", get(page))
         .route("/replay", get(page))
         .route("/app/{*file}", get(asset))
+        // Browsers ask for it on every page whatever the page links.
+        .route("/favicon.ico", get(favicon))
+}
+
+async fn favicon(headers: HeaderMap) -> Response {
+    match ASSETS.iter().position(|a| a.path == "favicon.ico") {
+        Some(i) => serve(i, &headers),
+        None => super::ApiError::not_found("file").into_response(),
+    }
 }
 
 async fn page(headers: HeaderMap) -> Response {
     serve(0, &headers)
 }
 
-async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+async fn asset(ApiPath(file): ApiPath<String>, headers: HeaderMap) -> Response {
     match ASSETS.iter().position(|a| a.path == file) {
         Some(i) => serve(i, &headers),
         None => super::ApiError::not_found("file").into_response(),

@@ -35,6 +35,10 @@ pub enum ErrorCode {
     Unauthorized,
     TokenExpired,
     BadRequest,
+    /// The path exists but does not take this HTTP method.
+    MethodNotAllowed,
+    /// A WebSocket upgrade from a web page whose origin is not allowed.
+    OriginNotAllowed,
     Internal,
 }
 
@@ -61,6 +65,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::BadRequest => "bad_request",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::Internal => "internal",
         }
     }

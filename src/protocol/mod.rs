@@ -104,6 +104,13 @@ pub enum ClientMsg {
     Visibility {
         hidden: bool,
     },
+    /// The client's own account of its media: it could not connect
+    /// (`failed`, with why) or it connected again (`ok`).
+    MediaReport {
+        state: MediaHealth,
+        #[serde(default)]
+        reason: Option<MediaProblem>,
+    },
     PollCreate {
         question: String,
         options: Vec<String>,
@@ -215,6 +222,7 @@ impl ClientMsg {
         "presence_check_start",
         "presence_confirm",
         "visibility",
+        "media_report",
         "poll_create",
         "poll_open",
         "poll_answer",
@@ -357,6 +365,13 @@ pub enum EventKind {
         identity: String,
         hidden: bool,
     },
+    /// Staff only: a member's media could not connect, or works again.
+    MediaReported {
+        identity: String,
+        state: MediaHealth,
+        /// Why, for `failed`.
+        reason: Option<MediaProblem>,
+    },
     /// Staff only (carries the correct answers).
     PollCreated {
         poll: Poll,
@@ -438,6 +453,7 @@ impl EventKind {
             EventKind::PresenceConfirmed { .. } => "presence_confirmed",
             EventKind::PresenceCheckEnded { .. } => "presence_check_ended",
             EventKind::VisibilityChanged { .. } => "visibility_changed",
+            EventKind::MediaReported { .. } => "media_reported",
             EventKind::PollCreated { .. } => "poll_created",
             EventKind::PollOpened { .. } => "poll_opened",
             EventKind::PollAnswered { .. } => "poll_answered",
@@ -472,6 +488,7 @@ impl EventKind {
             EventKind::Speaking { identity, .. }
             | EventKind::PresenceConfirmed { identity, .. }
             | EventKind::VisibilityChanged { identity, .. }
+            | EventKind::MediaReported { identity, .. }
             | EventKind::PollAnswered { identity, .. }
             | EventKind::ReplayWatched { identity, .. } => Some(identity),
             _ => None,
@@ -535,4 +552,28 @@ pub enum ServerMsg {
 pub enum Incoming {
     Event(Event),
     Msg(ServerMsg),
+}
+
+/// A member's media as its client sees it (`media_report`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaHealth {
+    /// Audio and video connected (sent after a failure).
+    Ok,
+    /// The client could not connect its media.
+    Failed,
+}
+
+/// Why a client's media failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaProblem {
+    /// ICE failed: no path for UDP (or TURN) to the server's media ports.
+    IceFailed,
+    /// The connection did not come up within the client's wait.
+    Timeout,
+    /// No camera or microphone could be opened.
+    NoDevices,
+    /// The server refused to open a media connection (`media_failed`).
+    ServerRefused,
 }

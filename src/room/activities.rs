@@ -4,6 +4,7 @@
 
 use super::logic::{Outcome, Rejection};
 use super::state::ClassState;
+use crate::protocol::MediaHealth;
 use crate::protocol::{
     ClientMsg, ErrorCode, EventKind, Permission, Poll, PollChoice, PollStatus, PresenceCheck, Role,
     Timestamp,
@@ -24,6 +25,8 @@ pub struct Activities {
     pub last_poll_id: i64,
     /// Participants whose page is hidden now.
     pub hidden: HashSet<String>,
+    /// Members whose last media report was `failed`.
+    pub media_failed: HashSet<String>,
     /// The recording in progress: its id, and whether it is paused.
     pub recording: Option<(String, bool)>,
     /// Recordings made so far (a scheduled recording starts only once).
@@ -121,8 +124,18 @@ impl Activities {
                     self.hidden.remove(identity);
                 }
             }
+            EventKind::MediaReported {
+                identity, state, ..
+            } => {
+                if *state == MediaHealth::Failed {
+                    self.media_failed.insert(identity.clone());
+                } else {
+                    self.media_failed.remove(identity);
+                }
+            }
             EventKind::ParticipantLeft { identity, .. } => {
                 self.hidden.remove(identity);
+                self.media_failed.remove(identity);
             }
             EventKind::PollCreated { poll } => {
                 self.last_poll_id = self.last_poll_id.max(poll.id);
@@ -408,6 +421,24 @@ pub fn handle(
                     vec![EventKind::VisibilityChanged {
                         identity: by.clone(),
                         hidden: *hidden,
+                    }]
+                } else {
+                    vec![]
+                },
+                result: None,
+            })
+        }
+        ClientMsg::MediaReport { state, reason } => {
+            // Any role: observers receive media too. Only a change is an
+            // event, so a client that repeats itself costs nothing.
+            let failed = *state == MediaHealth::Failed;
+            let changed = a.media_failed.contains(&actor.identity) != failed;
+            Ok(Outcome {
+                events: if changed {
+                    vec![EventKind::MediaReported {
+                        identity: by.clone(),
+                        state: *state,
+                        reason: if failed { *reason } else { None },
                     }]
                 } else {
                     vec![]

@@ -109,6 +109,7 @@ impl Audience {
             }
             EventKind::PollCreated { .. }
             | EventKind::VisibilityChanged { .. }
+            | EventKind::MediaReported { .. }
             | EventKind::ReplayWatched { .. } => return Audience::Staff,
             _ => {}
         }
@@ -721,6 +722,9 @@ impl RoomActor {
             });
         }
         let id = conn.id;
+        // Registered before the snapshot is built, so the welcome lists the
+        // joining member as connected.
+        self.by_identity.insert(actor.identity.clone(), id);
         match last_seq.filter(|s| self.can_resume(*s)) {
             Some(from) => {
                 b.out.push(Out::To(
@@ -768,7 +772,6 @@ impl RoomActor {
             identity: actor.identity.clone(),
             conn: conn.clone(),
         });
-        self.by_identity.insert(actor.identity.clone(), id);
         self.conns.insert(
             id,
             Conn {

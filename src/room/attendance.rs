@@ -4,7 +4,7 @@
 //! period never produces a leave, so it never splits an interval. Observers
 //! are never in the timeline's joins, so they are never counted.
 
-use crate::protocol::{Event, EventKind, LeaveReason, Role, SessionInfo, Timestamp};
+use crate::protocol::{Event, EventKind, LeaveReason, MediaHealth, Role, SessionInfo, Timestamp};
 use serde::Serialize;
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -31,6 +31,10 @@ pub struct AttendanceRow {
     /// `null` when the session has no scheduled start.
     pub late_seconds: Option<i64>,
     pub intervals: Vec<Interval>,
+    /// How many times the member's client reported that its media could
+    /// not connect (`media_report`): a present member who saw and heard
+    /// nothing is not the same as one who did.
+    pub media_failures: u32,
 }
 
 /// Builds one row per member, in order of first arrival.
@@ -51,6 +55,7 @@ pub fn attendance(session: &SessionInfo, events: &[Event], now: Timestamp) -> Ve
                         total_seconds: 0,
                         late_seconds: None,
                         intervals: Vec::new(),
+                        media_failures: 0,
                     });
                     rows.len() - 1
                 });
@@ -76,6 +81,15 @@ pub fn attendance(session: &SessionInfo, events: &[Event], now: Timestamp) -> Ve
                     }
                     row.present = false;
                     row.last_left_at = Some(*left_at);
+                }
+            }
+            EventKind::MediaReported {
+                identity,
+                state: MediaHealth::Failed,
+                ..
+            } => {
+                if let Some(row) = index.get(identity).map(|i| &mut rows[*i]) {
+                    row.media_failures += 1;
                 }
             }
             _ => {}
@@ -107,7 +121,7 @@ fn csv_field(s: &str) -> String {
 /// reads Chinese names correctly), CRLF line ends, one row per member.
 pub fn to_csv(rows: &[AttendanceRow]) -> String {
     let mut out = String::from("\u{feff}");
-    out.push_str("identity,name,role,first_joined_at,last_left_at,present,total_seconds,total_minutes,late_seconds,intervals,leave_reasons\r\n");
+    out.push_str("identity,name,role,first_joined_at,last_left_at,present,total_seconds,total_minutes,late_seconds,intervals,leave_reasons,media_failures\r\n");
     for r in rows {
         let reasons: Vec<&str> = r
             .intervals
@@ -134,6 +148,7 @@ pub fn to_csv(rows: &[AttendanceRow]) -> String {
             r.late_seconds.map(|s| s.to_string()).unwrap_or_default(),
             r.intervals.len().to_string(),
             reasons.join(";"),
+            r.media_failures.to_string(),
         ];
         out.push_str(&fields.join(","));
         out.push_str("\r\n");

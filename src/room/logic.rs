@@ -258,6 +258,7 @@ impl ClassState {
             ClientMsg::PresenceCheckStart { .. }
             | ClientMsg::PresenceConfirm { .. }
             | ClientMsg::Visibility { .. }
+            | ClientMsg::MediaReport { .. }
             | ClientMsg::PollCreate { .. }
             | ClientMsg::PollOpen { .. }
             | ClientMsg::PollAnswer { .. }

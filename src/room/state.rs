@@ -255,6 +255,7 @@ impl ClassState {
             | EventKind::PresenceConfirmed { .. }
             | EventKind::PresenceCheckEnded { .. }
             | EventKind::VisibilityChanged { .. }
+            | EventKind::MediaReported { .. }
             | EventKind::PollCreated { .. }
             | EventKind::PollOpened { .. }
             | EventKind::PollAnswered { .. }

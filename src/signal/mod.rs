@@ -9,9 +9,11 @@
 //! write their frames to it directly (see [`outbox`]), and tungstenite only
 //! reads.
 
+pub mod origin;
 mod outbox;
 
 use crate::auth::{Claims, TokenType};
+use crate::http::extract::ApiQuery;
 use crate::http::ApiError;
 use crate::protocol::{
     close, ClientMsg, ErrorCode, ReqId, ServerMsg, SessionInfo, SessionStatus, Timestamp,
@@ -19,7 +21,7 @@ use crate::protocol::{
 use crate::room::conn::{Closer, ConnHandle, FrameSink};
 use crate::room::{Actor, RoomError, RoomLink};
 use crate::App;
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -164,7 +166,37 @@ fn refuse(app: &App, e: ApiError) -> Response {
 }
 
 /// `GET /ws?token=…` or `GET /ws?resume=…&last_seq=…`.
-pub async fn ws_handler(State(app): State<App>, Query(q): Query<WsQuery>, ws: Upgrade) -> Response {
+///
+/// The handshake is checked first, then the page's origin, then the query
+/// and the token: a request that is not a WebSocket handshake is refused
+/// before anything else is looked at.
+pub async fn ws_handler(
+    ws: Upgrade,
+    State(app): State<App>,
+    headers: HeaderMap,
+    q: Result<ApiQuery<WsQuery>, ApiError>,
+) -> Response {
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("null"));
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if !app.origins.allows(origin, host) {
+        return refuse(
+            &app,
+            ApiError::from_code(
+                ErrorCode::OriginNotAllowed,
+                format!(
+                    "pages from {} may not open this classroom; the server's \
+                     allowed_origins setting lists the ones that may",
+                    origin.unwrap_or_default()
+                ),
+            ),
+        );
+    }
+    let ApiQuery(q) = match q {
+        Ok(q) => q,
+        Err(e) => return refuse(&app, e),
+    };
     let (token, want) = match (&q.resume, &q.token) {
         (Some(r), _) => (r, TokenType::Resume),
         (None, Some(t)) => (t, TokenType::Join),
@@ -412,8 +444,30 @@ async fn connection(
     // reader has already sent the answer.
     closer.close(close::NORMAL, "");
     let _ = writer.await;
+    // The server closed: its close frame is out and the socket half-shut.
+    // Dropping the socket now, with the client's frames still arriving,
+    // would make the kernel answer them with a reset, which can destroy the
+    // close frame before the client reads it (it then sees 1006, not the
+    // code). So wait, briefly, for the client's own close frame or the end
+    // of its stream, reading and discarding whatever comes first.
+    let server_closed = closer
+        .reason()
+        .is_some_and(|(code, why)| code != close::NORMAL || !why.is_empty());
+    if server_closed {
+        let _ = tokio::time::timeout(CLOSING_HANDSHAKE, async {
+            while let Some(Ok(m)) = stream.next().await {
+                if let Message::Close(_) = m {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
 }
+
+/// How long a server-side close waits for the client's close frame.
+const CLOSING_HANDSHAKE: Duration = Duration::from_secs(2);
 
 async fn read_loop(
     app: &App,

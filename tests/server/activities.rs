@@ -412,3 +412,96 @@ async fn ending_the_session_closes_a_running_check_and_open_polls_first() {
     assert!(pos("poll_closed") < pos("session_ended"));
     assert!(pos("presence_check_ended") < pos("participant_left"));
 }
+
+#[tokio::test]
+async fn media_failures_reach_staff_and_the_attendance_report() {
+    use lectern::protocol::{MediaHealth, MediaProblem};
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut md = s.join(&id, "md", Role::Moderator).await;
+    let mut p1 = s.join(&id, "p1", Role::Participant).await;
+    let mut p2 = s.join(&id, "p2", Role::Participant).await;
+    let mut obs = s.join(&id, "obs", Role::Observer).await;
+    let failed = |reason| ClientMsg::MediaReport {
+        state: MediaHealth::Failed,
+        reason: Some(reason),
+    };
+
+    p1.request(failed(MediaProblem::IceFailed)).await.unwrap();
+    for staff in [&mut host, &mut md] {
+        let e = staff.wait_type("media_reported").await;
+        assert_eq!(
+            (&e["identity"], &e["state"], &e["reason"]),
+            (&json!("p1"), &json!("failed"), &json!("ice_failed"))
+        );
+    }
+    // Other participants do not see it; an observer's own report counts too.
+    p2.assert_none(Duration::from_millis(300), "another's media report", |f| {
+        f["type"] == "media_reported"
+    })
+    .await;
+    obs.request(failed(MediaProblem::Timeout)).await.unwrap();
+    let e = host.wait_type("media_reported").await;
+    assert_eq!(
+        (&e["identity"], &e["reason"]),
+        (&json!("obs"), &json!("timeout"))
+    );
+
+    // The same state again is nothing new; `ok` after a failure is.
+    p1.request(failed(MediaProblem::IceFailed)).await.unwrap();
+    p1.request(ClientMsg::MediaReport {
+        state: MediaHealth::Ok,
+        reason: None,
+    })
+    .await
+    .unwrap();
+    let e = host.wait_type("media_reported").await;
+    assert_eq!((&e["identity"], &e["state"]), (&json!("p1"), &json!("ok")));
+    assert!(e["reason"].is_null());
+    p1.request(failed(MediaProblem::Timeout)).await.unwrap();
+    host.wait_type("media_reported").await;
+
+    // A reason the protocol does not name is refused.
+    p2.send_raw(r#"{"type":"media_report","state":"failed","reason":"gremlins","req_id":9}"#)
+        .await;
+    let e = p2.wait_type("error").await;
+    assert_eq!(e["code"], "invalid_message");
+
+    let events = s.events(&id).await;
+    let reported: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["type"] == "media_reported")
+        .map(|e| {
+            (
+                e["identity"].as_str().unwrap(),
+                e["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            ("p1", "failed"),
+            ("obs", "failed"),
+            ("p1", "ok"),
+            ("p1", "failed")
+        ]
+    );
+    let rows = s.attendance(&id).await;
+    let rows = Value::Array(rows);
+    assert_eq!(report_row(&rows, "p1")["media_failures"], 2);
+    assert_eq!(report_row(&rows, "p2")["media_failures"], 0);
+    let (_, csv) = s
+        .api_text(
+            "GET",
+            &format!("/api/v1/sessions/{id}/attendance?format=csv"),
+            None,
+        )
+        .await;
+    let header = csv.lines().next().unwrap();
+    assert!(header.ends_with(",media_failures"), "{header}");
+    let p1_line = csv.lines().find(|l| l.starts_with("p1,")).unwrap();
+    assert!(p1_line.ends_with(",2"), "{p1_line}");
+    s.stop().await;
+}

@@ -172,7 +172,15 @@ pub enum ConnectError {
 
 impl TestClient {
     pub async fn connect(url: &str) -> Result<TestClient, ConnectError> {
-        match tokio_tungstenite::connect_async(url).await {
+        Self::connect_request(url).await
+    }
+
+    /// Like [`TestClient::connect`], with a request that may carry extra
+    /// headers (an `Origin`, say).
+    pub async fn connect_request(
+        req: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+    ) -> Result<TestClient, ConnectError> {
+        match tokio_tungstenite::connect_async(req).await {
             Ok((ws, _)) => Ok(TestClient::from_ws(ws)),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
                 let status = resp.status().as_u16();
@@ -256,6 +264,8 @@ impl TestClient {
                     return Some(v);
                 }
                 Message::Close(f) => {
+                    // Sends the answer tungstenite queued, as browsers do.
+                    let _ = self.ws.flush().await;
                     let f = f
                         .map(|f| (u16::from(f.code), f.reason.to_string()))
                         .unwrap_or((1005, String::new()));

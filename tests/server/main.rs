@@ -10,6 +10,7 @@ mod chat;
 mod cli;
 mod grading;
 mod hands;
+mod http_errors;
 mod lrs;
 mod media;
 mod media_peer;

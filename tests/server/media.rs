@@ -286,6 +286,8 @@ async fn joining_and_leaving_a_hundred_times_leaks_nothing() {
     let peer = subscribe(&mut c, false).await;
     peer.close().await;
     c.request(ClientMsg::Leave).await.unwrap();
+    c.wait_closed().await;
+    drop(c);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, m0) = s.api_text("GET", "/metrics", None).await;
     let (fd0, task0) = (fds(), tasks());
@@ -306,7 +308,17 @@ async fn joining_and_leaving_a_hundred_times_leaks_nothing() {
     while !ok().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "gauges did not return to their start values"
+            "gauges did not return to their start values: {}",
+            {
+                let (_, m) = s.api_text("GET", "/metrics", None).await;
+                [
+                    "lectern_peer_connections",
+                    "lectern_connections",
+                    "lectern_publications",
+                ]
+                .map(|g| format!("{g} {} -> {}", gauge(&m0, g), gauge(&m, g)))
+                .join(", ")
+            }
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -166,6 +166,11 @@ async fn welcome_has_the_whole_room() {
         .map(|p| p["identity"].as_str().unwrap())
         .collect();
     assert_eq!(roster, ["host", "p1", "p2"]);
+    // Everyone is connected, the joining member included: its own entry was
+    // once built before it was registered, and its page said "reconnecting".
+    for p in w["roster"].as_array().unwrap() {
+        assert_eq!(p["connected"], true, "{p}");
+    }
     assert_eq!(w["participant_count"], 3);
     assert_eq!(w["hands"][0]["identity"], "p1");
     assert_eq!(w["questions"][0]["text"], "如何设计分层作业？");
