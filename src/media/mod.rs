@@ -28,6 +28,7 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -198,11 +199,33 @@ struct SubSend {
     sink: Arc<Sink>,
     /// Part of an offer already sent: its answer sets the payload type.
     offered: bool,
+    /// Its m-section, an index into `Subscriber::slots`.
+    slot: usize,
+    /// Left out while an offer was out: its sink was taken off the
+    /// publication at once; the next offer ends it, unless it is wanted
+    /// again by then.
+    held: bool,
+}
+
+/// One m-section (transceiver) of a receiving connection, in the order
+/// they were made, which is the connection's own order.
+struct Slot {
+    kind: TrackKind,
+    /// The codec of the track it was made for: a later track reuses it
+    /// only with the same codec, since a reused transceiver keeps its
+    /// codec preferences.
+    mime: String,
+    /// Its sender's id, which a new sender on the same transceiver shares.
+    sender_id: RTCRtpSenderId,
+    /// Carries a track. A free one is `inactive` in an offer that was
+    /// answered (the connection is changed only when an offer is made).
+    busy: bool,
 }
 
 struct Subscriber {
     pc: Pc,
     sends: HashMap<String, SubSend>,
+    slots: Vec<Slot>,
     /// An offer is out and its answer has not come back.
     awaiting_answer: bool,
     /// Something changed while an offer was out: offer again after the answer.
@@ -779,13 +802,13 @@ impl MediaRoom {
             inner.members.get_mut(identity).expect("member").subscriber = Some(Subscriber {
                 pc,
                 sends: HashMap::new(),
+                slots: Vec::new(),
                 awaiting_answer: false,
                 dirty: false,
             });
         }
         let member = inner.members.get_mut(identity).expect("member");
         let sub = member.subscriber.as_mut().expect("created above");
-        let mut changed = offer_anyway;
         let keep: Vec<&str> = wanted.iter().map(|p| p.info.id.as_str()).collect();
         let gone: Vec<String> = sub
             .sends
@@ -793,20 +816,37 @@ impl MediaRoom {
             .filter(|k| !keep.contains(&k.as_str()))
             .cloned()
             .collect();
-        for id in gone {
-            if let Some(send) = sub.sends.remove(&id) {
-                if let Some(p) = inner.publications.get(&id) {
+        let added: Vec<&Arc<Publication>> = wanted
+            .iter()
+            .filter(|p| !sub.sends.contains_key(&p.info.id))
+            .collect();
+        if sub.awaiting_answer {
+            // The connection is left alone while an offer is out: the next
+            // offer, made once the answer is in, carries every change. So
+            // an m-section freed in one offer is reused only in a later
+            // one, and the client sees it go inactive before it carries
+            // another track. Forwarding of what is left out stops now.
+            for id in &gone {
+                if let (Some(send), Some(p)) = (sub.sends.get_mut(id), inner.publications.get(id)) {
                     p.remove_sink(identity);
+                    send.held = true;
                 }
-                let _ = sub.pc.pc.remove_track(&send.sender).await;
-                changed = true;
+            }
+            sub.dirty |= !gone.is_empty() || !added.is_empty();
+            return Ok(());
+        }
+        // Tracks left out while an offer was out and wanted again since.
+        for p in &wanted {
+            if let Some(send) = sub.sends.get_mut(&p.info.id).filter(|s| s.held) {
+                p.add_sink(send.sink.clone());
+                send.held = false;
             }
         }
+        let mut changed = offer_anyway;
+        // New tracks first, so that they can only take m-sections freed
+        // in earlier offers, never one this offer frees.
         let mut new_sinks = Vec::new();
-        for p in &wanted {
-            if sub.sends.contains_key(&p.info.id) {
-                continue;
-            }
+        for p in added {
             let ssrc = random_ssrc();
             let kind = match p.info.kind {
                 TrackKind::Audio => RtpCodecKind::Audio,
@@ -826,11 +866,54 @@ impl MediaRoom {
                     ..Default::default()
                 }],
             )));
-            let sender = sub
-                .pc
-                .pc
-                .add_track(out.clone() as Arc<dyn TrackLocal>)
-                .await?;
+            let mime = p.codec.mime_type.clone();
+            // `add_track` puts a track on the first free m-section of its
+            // kind (and makes it `sendonly`, since it never receives):
+            // reuse it if it has the same codec, else add a new one.
+            let free = sub
+                .slots
+                .iter()
+                .position(|s| !s.busy && s.kind == p.info.kind);
+            let reuse = free.is_some_and(|i| sub.slots[i].mime.eq_ignore_ascii_case(&mime));
+            let (sender, slot) = if reuse {
+                let sender = sub
+                    .pc
+                    .pc
+                    .add_track(out.clone() as Arc<dyn TrackLocal>)
+                    .await?;
+                let slot = sub
+                    .slots
+                    .iter()
+                    .position(|s| !s.busy && s.sender_id == sender.id())
+                    .ok_or_else(|| {
+                        MediaError::Negotiation("a track took an m-section in use".into())
+                    })?;
+                (sender, slot)
+            } else {
+                let transceiver = sub
+                    .pc
+                    .pc
+                    .add_transceiver_from_track(
+                        out.clone() as Arc<dyn TrackLocal>,
+                        Some(RTCRtpTransceiverInit {
+                            direction: RTCRtpTransceiverDirection::Sendonly,
+                            streams: vec![],
+                            send_encodings: vec![],
+                        }),
+                    )
+                    .await?;
+                let sender = transceiver.sender().await?.ok_or_else(|| {
+                    MediaError::Negotiation("a transceiver without sender".into())
+                })?;
+                sub.slots.push(Slot {
+                    kind: p.info.kind,
+                    mime,
+                    sender_id: sender.id(),
+                    busy: false,
+                });
+                (sender, sub.slots.len() - 1)
+            };
+            sub.slots[slot].busy = true;
             let sink = Sink::start(identity.to_string(), ssrc, out, Arc::downgrade(p));
             sub.sends.insert(
                 p.info.id.clone(),
@@ -838,6 +921,8 @@ impl MediaRoom {
                     sender,
                     sink: sink.clone(),
                     offered: false,
+                    slot,
+                    held: false,
                 },
             );
             // Registered at once, so an error later in this sync cannot leave
@@ -847,23 +932,31 @@ impl MediaRoom {
             new_sinks.push(p.clone());
             changed = true;
         }
+        // Ended tracks leave their m-sections `inactive`, without msid.
+        for id in gone {
+            if let Some(send) = sub.sends.remove(&id) {
+                if let Some(p) = inner.publications.get(&id) {
+                    p.remove_sink(identity);
+                }
+                if sub.pc.pc.remove_track(&send.sender).await.is_ok() {
+                    sub.slots[send.slot].busy = false;
+                }
+                changed = true;
+            }
+        }
         if !changed {
             return Ok(());
         }
-        if sub.awaiting_answer {
-            sub.dirty = true;
-        } else {
-            let offer = sub.pc.pc.create_offer(None).await?;
-            for send in sub.sends.values_mut() {
-                send.offered = true;
-            }
-            sub.pc.pc.set_local_description(offer).await?;
-            let sdp = self.local_sdp(&mut sub.pc).await?;
-            sub.awaiting_answer = true;
-            if let Some(conn) = &member.conn {
-                let frame = crate::room::actor::encode(&ServerMsg::MediaOffer { sdp });
-                let _ = conn.send(frame);
-            }
+        let offer = sub.pc.pc.create_offer(None).await?;
+        for send in sub.sends.values_mut() {
+            send.offered = true;
+        }
+        sub.pc.pc.set_local_description(offer).await?;
+        let sdp = self.local_sdp(&mut sub.pc).await?;
+        sub.awaiting_answer = true;
+        if let Some(conn) = &member.conn {
+            let frame = crate::room::actor::encode(&ServerMsg::MediaOffer { sdp });
+            let _ = conn.send(frame);
         }
         // The payload type arrives with the answer; a keyframe lets the new
         // viewer start at once.

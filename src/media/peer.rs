@@ -47,6 +47,9 @@ pub type PacketHook = Arc<dyn Fn(&str, &str, &Packet) + Send + Sync>;
 pub struct Received {
     /// Packets per (owner, mime type).
     pub packets: Mutex<HashMap<(String, String), u64>>,
+    /// Packets per track id: the second value of the `a=msid` line the
+    /// offer gave the track's m-section when its stream started.
+    pub by_track: Mutex<HashMap<String, u64>>,
     /// Remote tracks, e.g. to send keyframe requests on.
     pub tracks: Mutex<Vec<Arc<dyn TrackRemote>>>,
     /// Video packets per simulcast layer (see the module doc), and their
@@ -62,6 +65,12 @@ impl Received {
             .filter(|((o, m), _)| o == owner && m.eq_ignore_ascii_case(mime))
             .map(|(_, n)| *n)
             .sum()
+    }
+
+    /// Packets received for one track id.
+    pub fn of_track(&self, track_id: &str) -> u64 {
+        let p = self.by_track.lock().unwrap_or_else(|e| e.into_inner());
+        p.get(track_id).copied().unwrap_or(0)
     }
 
     pub fn total(&self) -> u64 {
@@ -101,6 +110,7 @@ impl PeerConnectionEventHandler for Handler {
         let hook = self.hook.clone();
         tokio::spawn(async move {
             let owner = track.stream_id().await;
+            let track_id = track.track_id().await;
             let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
             let mime = track
                 .codec(ssrc)
@@ -121,6 +131,12 @@ impl PeerConnectionEventHandler for Handler {
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .entry((owner.clone(), mime.clone()))
+                            .or_default() += 1;
+                        *received
+                            .by_track
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(track_id.clone())
                             .or_default() += 1;
                         if video {
                             if let Some(layer) = p.payload.get(2) {

@@ -1,11 +1,14 @@
 //! A WebM (Matroska) writer for one track: VP8 video or Opus audio, written
 //! frame by frame as it arrives, without decoding.
 //!
-//! The file is playable at every moment: the segment and its clusters have
-//! "unknown" sizes (as live WebM does), so a file cut short by a crash
-//! plays up to its last complete block. [`WebmWriter::finish`] then adds
-//! what makes seeking fast and the length known: cue points, a seek head in
-//! the space reserved for it, the duration, and the segment's size.
+//! The file is playable at every moment: the segment and the cluster being
+//! written have "unknown" sizes (as live WebM does), so a file cut short by
+//! a crash plays up to its last complete block. A cluster gets its real
+//! size, written over the unknown one, as soon as it is closed (when the
+//! next one starts, or at the end), so strict demuxers find only known
+//! sizes in a finished file. [`WebmWriter::finish`] then adds what makes
+//! seeking fast and the length known: cue points, a seek head in the space
+//! reserved for it, the duration, and the segment's size.
 
 use std::io::{self, Seek, SeekFrom, Write};
 
@@ -128,6 +131,15 @@ fn opus_head(channels: u8) -> Vec<u8> {
     h
 }
 
+/// The cluster being written.
+#[derive(Debug, Clone, Copy)]
+struct OpenCluster {
+    /// Its time (ms).
+    ms: i64,
+    /// File offset of its 8-byte size, unknown until it is closed.
+    size_at: u64,
+}
+
 /// Writes one track into a WebM file.
 pub struct WebmWriter<W: Write + Seek> {
     out: W,
@@ -141,8 +153,8 @@ pub struct WebmWriter<W: Write + Seek> {
     duration_at: u64,
     info_at: u64,
     tracks_at: u64,
-    /// The open cluster: its time and its offset in the segment.
-    cluster: Option<(i64, u64)>,
+    /// The open cluster, if any.
+    cluster: Option<OpenCluster>,
     /// (time, cluster offset) of each cluster that starts with a keyframe.
     cues: Vec<(i64, u64)>,
     first_ms: Option<i64>,
@@ -236,23 +248,28 @@ impl<W: Write + Seek> WebmWriter<W> {
         let video = matches!(self.codec, Codec::Vp8 { .. });
         let start_new = match self.cluster {
             None => true,
-            Some((t, _)) => {
+            Some(OpenCluster { ms: t, .. }) => {
                 ms - t >= CLUSTER_MAX_MS
                     || (video && keyframe && ms - t >= CLUSTER_KEYFRAME_MS)
                     || (!video && ms - t >= CLUSTER_KEYFRAME_MS * 2)
             }
         };
         if start_new {
-            let at = self.out.stream_position()? - self.segment_start;
+            self.close_cluster()?;
+            let pos = self.out.stream_position()?;
+            let at = pos - self.segment_start;
             self.out.write_all(&id_bytes(CLUSTER))?;
             self.out.write_all(&UNKNOWN_SIZE)?;
             self.out.write_all(&uint(TIMESTAMP, ms as u64))?;
-            self.cluster = Some((ms, at));
+            self.cluster = Some(OpenCluster {
+                ms,
+                size_at: pos + id_bytes(CLUSTER).len() as u64,
+            });
             if keyframe || !video {
                 self.cues.push((ms, at));
             }
         }
-        let (cluster_ms, _) = self.cluster.expect("a cluster is open");
+        let cluster_ms = self.cluster.expect("a cluster is open").ms;
         let rel = (ms - cluster_ms) as i16;
         let mut block = Vec::with_capacity(data.len() + 4);
         block.push(0x81); // track number 1 as a 1-byte vint
@@ -271,9 +288,25 @@ impl<W: Write + Seek> WebmWriter<W> {
         self.out.flush()
     }
 
+    /// Writes the open cluster's real size over its unknown one. Its
+    /// blocks reach the file before the size does (seeking flushes a
+    /// buffered writer), and both sizes take 8 bytes, so the file is
+    /// whole whichever of the two a crash leaves.
+    fn close_cluster(&mut self) -> io::Result<()> {
+        let Some(c) = self.cluster.take() else {
+            return Ok(());
+        };
+        let end = self.out.stream_position()?;
+        self.out.seek(SeekFrom::Start(c.size_at))?;
+        self.out.write_all(&known_size_8(end - c.size_at - 8))?;
+        self.out.seek(SeekFrom::Start(end))?;
+        Ok(())
+    }
+
     /// Ends the file: cues, seek head, duration (`end_ms`, or the last
     /// frame's time) and the segment size. Returns the inner writer.
     pub fn finish(mut self, end_ms: Option<i64>) -> io::Result<W> {
+        self.close_cluster()?;
         let cues_at = self.out.stream_position()? - self.segment_start;
         let points: Vec<Vec<u8>> = self
             .cues
@@ -316,14 +349,29 @@ impl<W: Write + Seek> WebmWriter<W> {
         let duration = end_ms.unwrap_or(self.last_ms).max(self.last_ms).max(1) as f64;
         self.out.seek(SeekFrom::Start(self.duration_at))?;
         self.out.write_all(&float(DURATION, duration))?;
-        // A known segment size: 8-byte vint.
         let size = end - self.segment_start;
         self.out.seek(SeekFrom::Start(self.segment_size_at))?;
-        self.out.write_all(&(size | (1u64 << 56)).to_be_bytes())?;
+        self.out.write_all(&known_size_8(size))?;
         self.out.seek(SeekFrom::Start(end))?;
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// A known size as an 8-byte vint, the length of [`UNKNOWN_SIZE`], so it
+/// can be written in its place.
+fn known_size_8(n: u64) -> [u8; 8] {
+    (n | (1u64 << 56)).to_be_bytes()
+}
+
+/// A size as a vint of exactly `len` bytes, to write over a size of that
+/// length; `None` if it does not fit.
+fn size_in(n: u64, len: usize) -> Option<Vec<u8>> {
+    if !(1..=8).contains(&len) || n >= (1u64 << (7 * len)) - 1 {
+        return None;
+    }
+    let v = n | (1u64 << (7 * len));
+    Some(v.to_be_bytes()[8 - len..].to_vec())
 }
 
 /// Reads an EBML id at `i` (1–4 bytes, length from the first byte).
@@ -356,8 +404,9 @@ fn read_size(b: &[u8], i: usize) -> Option<(Option<u64>, usize)> {
 }
 
 /// Ends a file that was never finished (the server stopped while it was
-/// written): drops a cut-off last block, then adds cues, seek head,
-/// duration and size as [`WebmWriter::finish`] would. Returns the frames
+/// written): drops a cut-off last block, writes the real size of the
+/// cluster that was open (and of one cut short), then adds cues, seek
+/// head, duration and size as [`WebmWriter::finish`] would. Returns the frames
 /// and their times.
 pub fn finalize(path: &std::path::Path) -> io::Result<Span> {
     let bytes = std::fs::read(path)?;
@@ -384,7 +433,10 @@ pub fn finalize(path: &std::path::Path) -> io::Result<Span> {
     let (mut cluster_ms, mut last_ms, mut blocks, mut good_end) = (0i64, 0i64, 0u64, i);
     let mut first_ms = None;
     let mut codec = None;
-    while i < bytes.len() {
+    // Each cluster's size field (offset, length, value) and where its
+    // content starts and ends, to write the real sizes afterwards.
+    let mut clusters: Vec<(usize, usize, Option<u64>, usize, usize)> = Vec::new();
+    'walk: while i < bytes.len() {
         let Some((id, n)) = read_id(&bytes, i) else {
             break;
         };
@@ -393,24 +445,31 @@ pub fn finalize(path: &std::path::Path) -> io::Result<Span> {
         };
         let body = i + n + m;
         match (id, size) {
-            (CLUSTER, None) => {
-                // Children follow directly; the cluster ends at the next cluster.
+            (CLUSTER, _) => {
+                // A closed cluster ends where its size says; the open one
+                // (unknown size) at the next cluster, the cues, or the end.
                 let at = (i as u64) - segment_start;
+                let limit = size.map_or(bytes.len(), |s| {
+                    usize::try_from(s)
+                        .ok()
+                        .and_then(|s| body.checked_add(s))
+                        .unwrap_or(usize::MAX)
+                });
                 i = body;
                 let mut first_block = true;
-                while i < bytes.len() {
+                while i < limit.min(bytes.len()) {
                     let Some((cid, cn)) = read_id(&bytes, i) else {
                         break;
                     };
-                    if cid == CLUSTER || cid == CUES {
+                    if size.is_none() && (cid == CLUSTER || cid == CUES) {
                         break;
                     }
                     let Some((Some(cs), cm)) = read_size(&bytes, i + cn) else {
                         break;
                     };
                     let cbody = i + cn + cm;
-                    let cend = cbody + cs as usize;
-                    if cend > bytes.len() {
+                    let cend = cbody.saturating_add(cs as usize);
+                    if cend > bytes.len() || cend > limit {
                         break; // cut off mid-element
                     }
                     if cid == TIMESTAMP {
@@ -432,6 +491,12 @@ pub fn finalize(path: &std::path::Path) -> io::Result<Span> {
                     }
                     i = cend;
                     good_end = i;
+                }
+                clusters.push((body - m, m, size, body, i));
+                if size.is_some() && i != limit {
+                    // A closed cluster cut short (its size reached the disk
+                    // before its blocks): nothing after it can be trusted.
+                    break 'walk;
                 }
                 continue;
             }
@@ -499,6 +564,18 @@ pub fn finalize(path: &std::path::Path) -> io::Result<Span> {
         .write(true)
         .open(path)?;
     f.set_len(good_end as u64)?;
+    // Every cluster kept gets its real size: the one open when the writer
+    // stopped (unknown size), and one whose end was cut off.
+    for (size_at, len, size, body, end) in clusters {
+        if body > good_end {
+            break; // its header is cut off with the rest
+        }
+        let real = (end.min(good_end) - body) as u64;
+        if size != Some(real) {
+            f.seek(SeekFrom::Start(size_at as u64))?;
+            f.write_all(&size_in(real, len).ok_or_else(bad)?)?;
+        }
+    }
     f.seek(SeekFrom::Start(good_end as u64))?;
     let w = WebmWriter {
         out: f,
@@ -645,6 +722,138 @@ mod tests {
             );
             assert_eq!(std::fs::read(&path).unwrap(), before, "not rewritten");
         }
+    }
+
+    /// The elements in `b[from..to]`, read as written: (id, size, where
+    /// the body starts). A child of unknown size runs to `to`.
+    fn elements(b: &[u8], from: usize, to: usize) -> Vec<(u32, Option<u64>, usize)> {
+        let mut out = Vec::new();
+        let mut i = from;
+        while i < to {
+            let (id, n) = read_id(b, i).expect("an element id");
+            let (size, m) = read_size(b, i + n).expect("an element size");
+            out.push((id, size, i + n + m));
+            i = match size {
+                Some(s) => i + n + m + s as usize,
+                None => to,
+            };
+        }
+        assert_eq!(i, to, "the elements end exactly where their parent does");
+        out
+    }
+
+    /// The segment's clusters, each as (size written, blocks in it),
+    /// checking that a known size is exactly the length of what it holds.
+    fn clusters(b: &[u8]) -> Vec<(Option<u64>, usize)> {
+        let top = elements(b, 0, b.len());
+        assert_eq!(top.len(), 2, "EBML header and segment");
+        let (id, size, body) = top[1];
+        assert_eq!(id, SEGMENT);
+        let end = size.map_or(b.len(), |s| body + s as usize);
+        elements(b, body, end)
+            .into_iter()
+            .filter(|(id, _, _)| *id == CLUSTER)
+            .map(|(_, size, cbody)| {
+                // Unknown: the cluster runs to the next top-level element.
+                let cend = size.map_or_else(
+                    || {
+                        let mut j = cbody;
+                        while j < end && read_id(b, j).unwrap().0 != CLUSTER {
+                            let (_, n) = read_id(b, j).unwrap();
+                            let (s, m) = read_size(b, j + n).unwrap();
+                            j += n + m + s.unwrap() as usize;
+                        }
+                        j
+                    },
+                    |s| cbody + s as usize,
+                );
+                let children = elements(b, cbody, cend);
+                assert_eq!(children[0].0, TIMESTAMP, "a cluster starts with its time");
+                assert!(children[1..].iter().all(|c| c.0 == SIMPLE_BLOCK));
+                (size, children.len() - 1)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_cluster_of_a_finished_file_has_its_real_size() {
+        // 20 s of video, a keyframe every 2 s: ten clusters.
+        let codec = Codec::Vp8 {
+            width: 64,
+            height: 48,
+        };
+        let mut w = WebmWriter::new(Cursor::new(Vec::new()), codec).unwrap();
+        for i in 0..600 {
+            w.write_frame(i * 100 / 3, i % 60 == 0, &[0x10, 0x02, 0x00, 0x9d])
+                .unwrap();
+        }
+        let bytes = w.finish(Some(20_000)).unwrap().into_inner();
+        let found = clusters(&bytes);
+        assert_eq!(found.len(), 10, "{found:?}");
+        for (size, blocks) in &found {
+            assert!(size.is_some(), "a cluster of unknown size: {found:?}");
+            assert_eq!(*blocks, 60);
+        }
+        // 10 s of audio: clusters of 4 s, 4 s and 2 s.
+        let mut w = WebmWriter::new(Cursor::new(Vec::new()), Codec::Opus { channels: 2 }).unwrap();
+        for i in 0..500 {
+            w.write_frame(i * 20, true, &[0xFC, 0xFF, 0xFE]).unwrap();
+        }
+        let bytes = w.finish(None).unwrap().into_inner();
+        let found = clusters(&bytes);
+        let blocks: Vec<usize> = found.iter().map(|c| c.1).collect();
+        assert_eq!(blocks, [200, 200, 100]);
+        assert!(found.iter().all(|c| c.0.is_some()), "{found:?}");
+    }
+
+    #[test]
+    fn clusters_get_their_size_when_closed_and_a_crash_leaves_a_file_finalize_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.webm");
+        let f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut w = WebmWriter::new(f, Codec::Opus { channels: 2 }).unwrap();
+        for i in 0..450 {
+            w.write_frame(i * 20, true, &[0xFC, 0xFF, 0xFE]).unwrap();
+        }
+        w.flush().unwrap();
+        // While it is written: the closed clusters have their sizes, the
+        // open one (and the segment) not yet.
+        let live = std::fs::read(&path).unwrap();
+        let found = clusters(&live);
+        assert!(
+            matches!(found[..], [(Some(_), 200), (Some(_), 200), (None, 50)]),
+            "{found:?}"
+        );
+        drop(w); // never finished
+
+        // A crash in the middle of the open cluster's last block.
+        let cut = dir.path().join("cut.webm");
+        std::fs::write(&cut, &live[..live.len() - 2]).unwrap();
+        let span = finalize(&cut).unwrap();
+        assert_eq!(span.frames, 449);
+        let found = clusters(&std::fs::read(&cut).unwrap());
+        assert!(
+            matches!(found[..], [(Some(_), 200), (Some(_), 200), (Some(_), 49)]),
+            "{found:?}"
+        );
+
+        // A closed cluster whose size reached the disk but not all of its
+        // blocks (a power cut): it keeps the blocks that did, sized.
+        let second = live
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == [0x1F, 0x43, 0xB6, 0x75])
+            .nth(1)
+            .unwrap()
+            .0;
+        let cut = dir.path().join("power.webm");
+        std::fs::write(&cut, &live[..second + 400]).unwrap();
+        let span = finalize(&cut).unwrap();
+        let found = clusters(&std::fs::read(&cut).unwrap());
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().all(|c| c.0.is_some()), "{found:?}");
+        assert_eq!(span.frames as usize, found[0].1 + found[1].1);
+        assert_eq!(found[0].1, 200);
     }
 
     #[test]

@@ -807,3 +807,185 @@ async fn an_ice_restart_keeps_the_publisher_s_tracks() {
     .await;
     s.stop().await;
 }
+
+/// One m-section of an SDP, as a client reads it.
+#[derive(Debug, Clone)]
+struct MSection {
+    mid: String,
+    kind: String,
+    port: u16,
+    /// `sendonly`, `recvonly`, `sendrecv` or `inactive` (sendrecv if none).
+    direction: String,
+    /// The track id of its `a=msid` line (the second value), if it has one.
+    track: Option<String>,
+}
+
+fn m_sections(sdp: &str) -> Vec<MSection> {
+    sdp.split("\nm=")
+        .skip(1)
+        .map(|m| {
+            let mut first = m.lines().next().unwrap_or_default().split_whitespace();
+            let kind = first.next().unwrap_or_default().to_string();
+            let port = first.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            let attr = |name: &str| m.lines().find_map(|l| l.strip_prefix(name));
+            let direction = ["sendonly", "recvonly", "sendrecv", "inactive"]
+                .into_iter()
+                .find(|d| m.lines().any(|l| l == format!("a={d}")))
+                .unwrap_or("sendrecv")
+                .to_string();
+            MSection {
+                mid: attr("a=mid:").unwrap_or_default().to_string(),
+                kind,
+                port,
+                direction,
+                track: attr("a=msid:")
+                    .and_then(|v| v.split_whitespace().nth(1))
+                    .map(str::to_string),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_publisher_s_reset_offers_end_the_old_tracks_and_name_the_new_ones() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut viewer = s.join(&id, "viewer", Role::Participant).await;
+    let first = publish(&mut host, true).await.unwrap();
+    // Track id → kind, as announced.
+    let mut kinds = std::collections::HashMap::new();
+    let mut old = Vec::new();
+    for _ in 0..2 {
+        let t = viewer.wait_type("track_published").await;
+        let track = t["track"]["id"].as_str().unwrap().to_string();
+        kinds.insert(
+            track.clone(),
+            t["track"]["kind"].as_str().unwrap().to_string(),
+        );
+        old.push(track);
+    }
+    old.sort();
+
+    let mut peer = Peer::new().await.unwrap();
+    viewer
+        .request(ClientMsg::MediaSubscribe {
+            audio_only: false,
+            video: None,
+            reset: false,
+        })
+        .await
+        .unwrap();
+    let mut offers: Vec<String> = Vec::new();
+    let offer = viewer
+        .try_wait_type("media_offer", Duration::from_secs(10))
+        .await
+        .expect("an offer for the host's tracks");
+    let offer = offer["sdp"].as_str().unwrap().to_string();
+    // Live tracks are sent only (the client receives), each named.
+    let sections = m_sections(&offer);
+    let mut named: Vec<String> = sections.iter().filter_map(|m| m.track.clone()).collect();
+    named.sort();
+    assert_eq!(named, old, "{sections:?}");
+    for m in &sections {
+        assert_eq!(m.direction, "sendonly", "{sections:?}");
+    }
+    // Mid → the old track it carried.
+    let old_mids: Vec<(String, String)> = sections
+        .iter()
+        .map(|m| (m.mid.clone(), m.track.clone().unwrap()))
+        .collect();
+    let answer = peer.answer(offer).await.unwrap();
+    viewer
+        .request(ClientMsg::MediaAnswer { sdp: answer })
+        .await
+        .unwrap();
+    let r = peer.received.clone();
+    let o = old.clone();
+    eventually(10, "frames of the first tracks", move || {
+        o.iter().all(|t| r.of_track(t) > 5)
+    })
+    .await;
+
+    // The host's page reloads: a new publishing connection, with reset.
+    drop(first);
+    let _second = publish_with(&mut host, true, true)
+        .await
+        .expect("republished with reset");
+    for _ in 0..2 {
+        viewer.wait(|f| f["type"] == "track_unpublished").await;
+    }
+    let old_counts: Vec<u64> = old.iter().map(|t| peer.received.of_track(t)).collect();
+    let mut new = Vec::new();
+    for _ in 0..2 {
+        let t = viewer.wait(|f| f["type"] == "track_published").await;
+        let track = t["track"]["id"].as_str().unwrap().to_string();
+        kinds.insert(
+            track.clone(),
+            t["track"]["kind"].as_str().unwrap().to_string(),
+        );
+        new.push(track);
+    }
+    new.sort();
+
+    // Answer every offer until frames of both new tracks arrive.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !new.iter().all(|t| peer.received.of_track(t) > 10) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "frames of the new tracks; offers: {offers:#?}"
+        );
+        if let Some(f) = viewer
+            .try_wait_type("media_offer", Duration::from_millis(200))
+            .await
+        {
+            let sdp = f["sdp"].as_str().unwrap().to_string();
+            let answer = peer.answer(sdp.clone()).await.unwrap();
+            viewer
+                .request(ClientMsg::MediaAnswer { sdp: answer })
+                .await
+                .unwrap();
+            offers.push(sdp);
+        }
+    }
+
+    // Every offer since: a section with an msid names a new track and is
+    // sent only; one without is inactive (or rejected, port 0).
+    for sdp in &offers {
+        for m in m_sections(sdp) {
+            match &m.track {
+                Some(t) => {
+                    assert!(new.contains(t), "an ended track still named: {m:?}");
+                    assert_eq!(m.direction, "sendonly", "{m:?}");
+                }
+                None => assert!(m.direction == "inactive" || m.port == 0, "{m:?}"),
+            }
+        }
+    }
+    // The first ends the old tracks: their mids inactive, no msid.
+    let ended = m_sections(&offers[0]);
+    for (mid, track) in &old_mids {
+        let m = ended.iter().find(|m| &m.mid == mid).unwrap();
+        assert!(
+            m.track.is_none() && m.direction == "inactive",
+            "{track} ended: {m:?}"
+        );
+    }
+    // Once that was answered, the new tracks take the freed mids, each one
+    // of its own kind: the same mids now carry other tracks.
+    let last = m_sections(offers.last().unwrap());
+    assert_eq!(last.len(), 2, "no new m-sections: {last:?}");
+    for (mid, track) in &old_mids {
+        let m = last.iter().find(|m| &m.mid == mid).unwrap();
+        let now = m.track.as_ref().expect("the mid carries a new track");
+        assert!(new.contains(now), "{m:?}");
+        assert_eq!(kinds[now], kinds[track], "{m:?}");
+        assert_eq!(m.kind, kinds[now]);
+    }
+    // Frames of the new tracks count as theirs, none as the old ones'.
+    for (t, before) in old.iter().zip(old_counts) {
+        assert_eq!(peer.received.of_track(t), before, "frames credited to {t}");
+    }
+    peer.close().await;
+    s.stop().await;
+}

@@ -1,47 +1,73 @@
 //! Recorded tracks are files a demuxer reads: real VP8 (encoded by ffmpeg,
 //! sent as RTP packets) and Opus packets go in; ffprobe (from Debian's
 //! `ffmpeg`, installed on first use) counts the frames and packets and reads
-//! the duration, for finished files and for files cut short by a crash.
+//! the duration, for finished files and for files cut short by a crash, and
+//! finds nothing wrong with them (`-v error` prints nothing).
 
 use lectern::record::{Kind, TrackRecorder};
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// ffprobe and ffmpeg, installed once if missing.
+/// ffprobe and ffmpeg (Debian's `ffmpeg`), installed once per run if
+/// missing: `apt-get install` as root or through `sudo -n`, and when that
+/// fails, `apt-get update` and the install again. A failed install fails
+/// the test that needs them; nothing is skipped.
 pub(crate) fn ensure_ffmpeg() {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
-    let r = DONE.get_or_init(|| {
-        if Command::new("ffprobe").arg("-version").output().is_ok() {
-            return Ok(());
-        }
-        eprintln!("installing Debian's ffmpeg (ffprobe) for the recording tests");
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout.starts_with(b"0"))
-            .unwrap_or(false);
-        let mut cmd = if root {
-            Command::new("apt-get")
-        } else {
-            let mut c = Command::new("sudo");
-            c.args(["-n", "apt-get"]);
-            c
-        };
-        let ok = cmd
-            .args(["install", "-y", "--no-install-recommends", "ffmpeg"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        ok.then_some(())
-            .ok_or_else(|| "apt-get install ffmpeg failed; install it by hand".to_string())
-    });
-    if let Err(e) = r {
+    if let Err(e) = DONE.get_or_init(install_ffmpeg) {
         panic!("{e}");
     }
 }
 
+fn install_ffmpeg() -> Result<(), String> {
+    let present = |tool: &str| Command::new(tool).arg("-version").output().is_ok();
+    if present("ffprobe") && present("ffmpeg") {
+        return Ok(());
+    }
+    eprintln!("installing Debian's ffmpeg (ffmpeg, ffprobe) for the recording tests");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let apt = |args: &[&str]| -> bool {
+        let mut cmd = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+            c
+        };
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let install = ["install", "-y", "--no-install-recommends", "ffmpeg"];
+    let ok = apt(&install) || {
+        eprintln!("apt-get install ffmpeg failed; running apt-get update and trying again");
+        apt(&["update"]) && apt(&install)
+    };
+    if ok && present("ffprobe") && present("ffmpeg") {
+        return Ok(());
+    }
+    Err(format!(
+        "could not install Debian's ffmpeg for the recording tests (apt-get failed{}); \
+         install it by hand: `sudo apt-get update && sudo apt-get install -y ffmpeg`",
+        if root {
+            ""
+        } else {
+            ", or `sudo -n` asked for a password"
+        }
+    ))
+}
+
+/// Reads a file with `ffprobe -v error`: (codec, duration in seconds,
+/// frames or packets counted). Fails the test if ffprobe fails or prints
+/// anything: at that level it prints only what it found wrong with the
+/// file (Debian's ffmpeg reports, for example, a cluster of unknown size
+/// inside a segment of known size).
 pub(crate) fn ffprobe(path: &Path, stream: &str, count: &str) -> (String, f64, u64) {
     let out = Command::new("ffprobe")
         .args(["-v", "error", count, "-select_streams", stream])
@@ -55,10 +81,12 @@ pub(crate) fn ffprobe(path: &Path, stream: &str, count: &str) -> (String, f64, u
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffprobe failed: {errors}");
     assert!(
-        out.status.success(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&out.stderr)
+        errors.trim().is_empty(),
+        "ffprobe -v error found problems in {}: {errors}",
+        path.display()
     );
     let get = |k: &str| {
         text.lines()
@@ -191,7 +219,8 @@ fn a_file_cut_short_still_plays_up_to_its_last_frame() {
     let mut rec = TrackRecorder::new(&video, Kind::Vp8);
     record_vp8(&mut rec, &frames);
     rec.flush().unwrap();
-    // As after a crash: never finished (no cues, no duration, sizes unknown).
+    // As after a crash: never finished (no cues, no duration, the segment's
+    // size and the last cluster's unknown).
     std::mem::forget(rec);
     let (codec, _, n) = ffprobe(&video, "v:0", "-count_frames");
     assert_eq!(codec, "vp8");
