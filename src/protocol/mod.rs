@@ -259,6 +259,13 @@ pub enum EventKind {
     ParticipantJoined {
         participant: ParticipantInfo,
     },
+    /// A present member's link dropped (`false`: they are inside the grace
+    /// period) or came back within it (`true`). Keeps the roster's
+    /// `connected` true; attendance is not affected.
+    ParticipantConnection {
+        identity: String,
+        connected: bool,
+    },
     ParticipantLeft {
         identity: String,
         reason: LeaveReason,
@@ -429,6 +436,7 @@ impl EventKind {
             EventKind::SessionEnded { .. } => "session_ended",
             EventKind::ParticipantJoined { .. } => "participant_joined",
             EventKind::ParticipantLeft { .. } => "participant_left",
+            EventKind::ParticipantConnection { .. } => "participant_connection",
             EventKind::ChatMessage { .. } => "chat_message",
             EventKind::ChatDeleted { .. } => "chat_deleted",
             EventKind::ChatMuted { .. } => "chat_muted",
@@ -471,6 +479,7 @@ impl EventKind {
         match self {
             EventKind::ParticipantJoined { participant } => Some(&participant.identity),
             EventKind::ParticipantLeft { identity, .. }
+            | EventKind::ParticipantConnection { identity, .. }
             | EventKind::ChatMuted { identity, .. }
             | EventKind::HandLowered { identity, .. }
             | EventKind::StageDeclined { identity }

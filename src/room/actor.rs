@@ -117,9 +117,9 @@ impl Audience {
             return Audience::All;
         }
         match kind {
-            EventKind::ParticipantJoined { .. } | EventKind::ParticipantLeft { .. } => {
-                Audience::Staff
-            }
+            EventKind::ParticipantJoined { .. }
+            | EventKind::ParticipantLeft { .. }
+            | EventKind::ParticipantConnection { .. } => Audience::Staff,
             EventKind::HandRaised { hand } => Audience::StaffAnd(hand.identity.clone()),
             EventKind::HandLowered { identity, .. } => Audience::StaffAnd(identity.clone()),
             // With thousands watching, every upvote to everyone is most of
@@ -216,6 +216,10 @@ pub(super) struct RoomActor {
     by_identity: HashMap<String, u64>,
     /// Present members whose connection dropped, and since when.
     away: HashMap<String, Timestamp>,
+    /// Listed members who dropped since the last batch: their
+    /// `participant_connection` (false) goes out with the next one, since a
+    /// drop noticed while delivering has no batch of its own.
+    newly_away: Vec<String>,
     /// Recent events for resuming connections: (seq, audience, frame).
     ring: VecDeque<(u64, Audience, Utf8Bytes)>,
     chat_buckets: HashMap<String, Bucket>,
@@ -386,6 +390,7 @@ impl RoomActor {
             conns: HashMap::new(),
             by_identity: HashMap::new(),
             away: HashMap::new(),
+            newly_away: Vec::new(),
             ring: VecDeque::new(),
             chat_buckets: HashMap::new(),
             last_count: None,
@@ -434,6 +439,7 @@ impl RoomActor {
                             other => self.on_cmd(other, now, &mut batch),
                         }
                     }
+                    self.tell_drops(now, &mut batch);
                     self.commit(batch).await;
                     if let Some(reply) = shutdown_reply.take() {
                         self.close_all_for_shutdown();
@@ -708,8 +714,19 @@ impl RoomActor {
                     .close(close::REPLACED, "replaced by a newer connection");
             }
         }
-        self.away.remove(&actor.identity);
+        let was_away = self.away.remove(&actor.identity).is_some();
         for e in events {
+            self.emit(e, now, b);
+        }
+        // Back within the grace period. A drop not yet told is not told.
+        let untold = self.newly_away.iter().position(|i| *i == actor.identity);
+        if let Some(i) = untold {
+            self.newly_away.swap_remove(i);
+        } else if was_away && actor.role.is_listed() {
+            let e = EventKind::ParticipantConnection {
+                identity: actor.identity.clone(),
+                connected: true,
+            };
             self.emit(e, now, b);
         }
         if actor.role.is_listed() {
@@ -987,7 +1004,24 @@ impl RoomActor {
             }
         }
         if self.state.members.get(&identity).is_some_and(|m| m.present) {
+            if conn.actor.role.is_listed() && !self.away.contains_key(&identity) {
+                self.newly_away.push(identity.clone());
+            }
             self.away.insert(identity, now);
+        }
+    }
+
+    /// Emits `participant_connection` (false) for the members who dropped
+    /// since the last batch and are still away (not back, not gone).
+    fn tell_drops(&mut self, now: Timestamp, b: &mut Batch) {
+        for identity in std::mem::take(&mut self.newly_away) {
+            if self.away.contains_key(&identity) && !self.by_identity.contains_key(&identity) {
+                let e = EventKind::ParticipantConnection {
+                    identity,
+                    connected: false,
+                };
+                self.emit(e, now, b);
+            }
         }
     }
 
@@ -1526,6 +1560,7 @@ impl RoomActor {
                 });
             }
         }
+        self.tell_drops(now, &mut b);
         self.commit(b).await;
         if self.conns.is_empty() && self.away.is_empty() {
             let since = *self.idle_since.get_or_insert_with(Instant::now);

@@ -265,6 +265,8 @@ impl ClassState {
             | EventKind::RecordingResumed { .. }
             | EventKind::RecordingStopped { .. }
             | EventKind::ReplayWatched { .. } => {}
+            // The actor's to track: connections are not stored state.
+            EventKind::ParticipantConnection { .. } => {}
         }
     }
 

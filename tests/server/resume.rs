@@ -1,5 +1,6 @@
 use crate::common::*;
 use lectern::protocol::{ClientMsg, Role, SessionKind};
+use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test]
@@ -174,5 +175,95 @@ async fn an_audience_member_resuming_gets_the_vote_totals_it_missed() {
         v["votes"],
         serde_json::json!([{ "question_id": q, "upvotes": 2 }])
     );
+    s.stop().await;
+}
+
+/// A drop within the grace period and the return are told to those who see
+/// the roster, so nobody's page keeps calling a member "reconnecting" who is
+/// back (the welcome's `connected` is only a snapshot).
+#[tokio::test]
+async fn drops_and_returns_within_the_grace_period_reach_the_roster() {
+    let s = TestServer::start_with(|c| c.limits.grace_secs = 30).await;
+    let id = s.create_session(SessionKind::Seminar).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut p2 = s.join(&id, "p2", Role::Participant).await;
+    let p1 = s.join(&id, "p1", Role::Participant).await;
+    let (last, resume) = (p1.last_seq(), p1.resume_token());
+    p1.drop_connection().await;
+    for c in [&mut host, &mut p2] {
+        let e = c.wait_type("participant_connection").await;
+        assert_eq!(
+            (&e["identity"], &e["connected"]),
+            (&json!("p1"), &json!(false))
+        );
+    }
+    // Someone joining now sees p1 away, and everyone else connected.
+    let mut p3 = s.join(&id, "p3", Role::Participant).await;
+    let connected: Vec<(String, bool)> = p3.welcome["roster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["identity"].as_str().unwrap().into(),
+                p["connected"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        connected,
+        [
+            ("host".into(), true),
+            ("p2".into(), true),
+            ("p1".into(), false),
+            ("p3".into(), true)
+        ]
+    );
+    // p1 comes back: one event, no new attendance interval.
+    let mut p1 = TestClient::connect(&format!("{}?resume={resume}&last_seq={last}", s.ws_url()))
+        .await
+        .unwrap();
+    p1.wait_type("resumed").await;
+    for c in [&mut host, &mut p2, &mut p3] {
+        let e = c.wait_type("participant_connection").await;
+        assert_eq!(
+            (&e["identity"], &e["connected"]),
+            (&json!("p1"), &json!(true))
+        );
+    }
+    let joins = s
+        .events(&id)
+        .await
+        .iter()
+        .filter(|e| e["type"] == "participant_joined" && e["participant"]["identity"] == "p1")
+        .count();
+    assert_eq!(joins, 1, "one attendance interval");
+    // A member who leaves is not "away": only participant_left is sent.
+    p2.request(ClientMsg::Leave).await.unwrap();
+    let e = host
+        .wait(|f| f["type"] == "participant_left" || f["type"] == "participant_connection")
+        .await;
+    assert_eq!(e["type"], "participant_left");
+    s.stop().await;
+}
+
+/// In audience mode only staff hear of drops and returns.
+#[tokio::test]
+async fn in_audience_mode_drops_are_for_staff_only() {
+    let s = TestServer::start().await;
+    let id = s.create_session(SessionKind::Qa).await;
+    let mut host = s.join(&id, "host", Role::Host).await;
+    let mut p2 = s.join(&id, "p2", Role::Participant).await;
+    let p1 = s.join(&id, "p1", Role::Participant).await;
+    p1.drop_connection().await;
+    let e = host.wait_type("participant_connection").await;
+    assert_eq!(
+        (&e["identity"], &e["connected"]),
+        (&json!("p1"), &json!(false))
+    );
+    p2.assert_none(Duration::from_millis(300), "another's drop", |f| {
+        f["type"] == "participant_connection"
+    })
+    .await;
     s.stop().await;
 }
