@@ -3,7 +3,7 @@
 // function the classroom calls when the room changes.
 
 import { h, replace, saveAs } from './dom.js';
-import { t, tx } from './i18n.js';
+import { t, tx, clock } from './i18n.js';
 
 /**
  * @typedef {import('./room.js').Room} Room
@@ -153,7 +153,7 @@ export function pollsPanel(room, send) {
       h('p', { class: 'q-meta' }, [
         h('span', { class: 'badge', text: t(`poll.status_${p.status}`) }),
         p.graded ? h('span', { class: 'badge', text: t('poll.quiz') }) : null,
-        p.closes_at && p.status === 'open' ? h('span', { class: 'hint', text: ` ${t('poll.until', { time: new Date(p.closes_at).toLocaleTimeString() })}` }) : null,
+        p.closes_at && p.status === 'open' ? h('span', { class: 'hint', text: ` ${t('poll.until', { time: clock(p.closes_at, { seconds: true }) })}` }) : null,
         mine && !closed ? h('span', { class: 'badge live', text: t('poll.answered') }) : null,
       ]),
       h('ul', { class: 'poll-options-list' }, rows),

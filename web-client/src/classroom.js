@@ -3,8 +3,8 @@
 // once; frames update the parts they change, so what a teacher is typing
 // survives reconnects and redraws.
 
-import { h, replace, clock } from './dom.js';
-import { t, tx, onLang, sweep } from './i18n.js';
+import { h, replace } from './dom.js';
+import { t, tx, onLang, sweep, clock } from './i18n.js';
 import { Conn, RequestError } from './conn.js';
 import { Room } from './room.js';
 import { Publisher, Subscriber } from './media.js';

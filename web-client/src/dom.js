@@ -54,15 +54,6 @@ export function replace(el, children) {
 }
 
 /**
- * Formats an RFC 3339 time as a local clock time.
- * @param {string} at
- */
-export function clock(at) {
-  const d = new Date(at);
-  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-}
-
-/**
  * Copies text to the clipboard, falling back to a selected field where the
  * Clipboard API is refused (plain http on a LAN address).
  * @param {string} text
