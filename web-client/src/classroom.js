@@ -898,7 +898,8 @@ export function classroom(root, opts) {
           return h('li', { class: 'person', dataset: { identity: m.identity } }, [
             h('span', { class: room.speaking.has(m.identity) ? 'who speaking' : 'who', text: m.name }),
             h('span', { class: 'badge', text: t(`role.${m.role}`) }),
-            !m.connected ? h('span', { class: 'badge warn', text: t('people.away') }) : null,
+            // Our own link is up: we are reading this.
+            !m.connected && m.identity !== me ? h('span', { class: 'badge warn', text: t('people.away') }) : null,
             onStage ? h('span', { class: 'badge live', text: t('people.on_stage') }) : null,
             invited ? h('span', { class: 'badge', text: t('people.invited') }) : null,
             room.handRaised(m.identity) ? h('span', { class: 'badge', text: t('people.hand') }) : null,

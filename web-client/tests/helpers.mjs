@@ -281,3 +281,14 @@ export function appears(page, selector, ms) {
     /** @type {[string, number]} */ ([selector, ms]),
   );
 }
+
+/**
+ * Reloads a classroom page and enters again (a new welcome, as after
+ * closing and reopening the link).
+ * @param {import('playwright-core').Page} page
+ */
+export async function reenter(page) {
+  await page.reload();
+  await page.locator('.join-btn').click();
+  await page.locator('.status[data-state="open"]').waitFor();
+}
