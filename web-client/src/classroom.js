@@ -408,7 +408,7 @@ export function classroom(root, opts) {
       const owners = new Set(room.roster ? [...room.roster.keys()] : []);
       for (const tr of room.tracks) owners.add(tr.owner);
       if (me && room.you?.role !== 'observer') owners.add(me);
-      for (const owner of owners) {
+      for (const owner of room.tileOrder([...owners])) {
         main.push(personTile(owner).el);
         keys.push(owner);
       }
@@ -418,7 +418,7 @@ export function classroom(root, opts) {
       const share = others.find((tr) => tr.kind === 'video' && tr.source === 'screen');
       const stageIds = new Set(room.stage.members.map((m) => m.identity));
       const speakers = [...new Set(room.tracks.map((tr) => tr.owner))].filter((o) => !stageIds.has(o));
-      if (publisher && me && !stageIds.has(me) && !speakers.includes(me)) speakers.unshift(me);
+      if (publisher && me && !stageIds.has(me) && !speakers.includes(me)) speakers.push(me);
       if (share) {
         const key = `${share.owner}:screen`;
         const x = tile(key, t('tile.screen', { name: room.nameOf(share.owner) }));
@@ -426,13 +426,13 @@ export function classroom(root, opts) {
         main.push(x.el);
         keys.push(key);
       }
-      for (const o of speakers) {
+      for (const o of room.tileOrder(speakers)) {
         (share ? beside : main).push(personTile(o).el);
         keys.push(o);
       }
-      for (const m of room.stage.members) {
-        beside.push(personTile(m.identity).el);
-        keys.push(m.identity);
+      for (const id of room.tileOrder([...stageIds])) {
+        beside.push(personTile(id).el);
+        keys.push(id);
       }
       if (!main.length) main.push(h('p', { class: 'waiting', text: t('stage.waiting') }));
     }

@@ -310,6 +310,24 @@ export class Room {
     }
   }
 
+  /**
+   * Sorts identities into the order of the video tiles, the same on every
+   * page and every load: the host first, then stage members, then by join
+   * time, ties by identity. Without a roster (audience mode) join times and
+   * roles are unknown: the stage, then identity, decide.
+   * @param {string[]} ids
+   * @returns {string[]}
+   */
+  tileOrder(ids) {
+    const role = (/** @type {string} */ id) => this.roster?.get(id)?.role ?? (id === this.you?.identity ? this.you.role : '');
+    const rank = (/** @type {string} */ id) => (role(id) === 'host' ? 0 : this.onStage(id) ? 1 : 2);
+    const joined = (/** @type {string} */ id) => {
+      const at = Date.parse(this.roster?.get(id)?.joined_at ?? '');
+      return Number.isNaN(at) ? Infinity : at;
+    };
+    return [...ids].sort((a, b) => rank(a) - rank(b) || joined(a) - joined(b) || (a < b ? -1 : a > b ? 1 : 0));
+  }
+
   /** Questions in display order: pinned first, then open by votes, then answered. */
   orderedQuestions() {
     const qs = [...this.questions.values()];

@@ -292,3 +292,12 @@ export async function reenter(page) {
   await page.locator('.join-btn').click();
   await page.locator('.status[data-state="open"]').waitFor();
 }
+
+/**
+ * The `data-key`s of the video tiles, in page order.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<string[]>}
+ */
+export function tileKeys(page) {
+  return page.locator('.stage .tile').evaluateAll((els) => els.map((e) => /** @type {HTMLElement} */ (e).dataset.key || ''));
+}
