@@ -652,7 +652,8 @@ export function classroom(root, opts) {
     });
     /** @type {Map<number, HTMLElement>} */
     const items = new Map();
-    const el = h('div', { class: 'panel chat' }, [list, state, form, lockBtn]);
+    const none = tx(h('p', { class: 'empty' }), 'chat.none');
+    const el = h('div', { class: 'panel chat' }, [none, list, state, form, lockBtn]);
     return {
       el,
       /** @param {boolean} redraw */
@@ -691,6 +692,7 @@ export function classroom(root, opts) {
           list.append(li);
         }
         if (nearBottom || redraw) list.scrollTop = list.scrollHeight;
+        none.hidden = room.chat.length > 0;
         const you = room.you;
         const blocked = you?.chat_muted ? 'chat.muted' : room.chatLocked && !staff ? 'chat.locked' : !room.can('chat.post') ? 'chat.observer' : '';
         state.textContent = blocked ? t(blocked) : room.chatLocked ? t('chat.locked_staff') : '';

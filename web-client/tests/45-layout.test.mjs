@@ -1,9 +1,10 @@
 // What a teacher sees without hunting for it: the join button within the
-// first screen on a laptop and on a phone.
+// first screen on a laptop and on a phone, and no empty gap above the chat
+// box on a phone.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createSession, joinUrl, launch, newPage, shot } from './helpers.mjs';
+import { createSession, enter, joinUrl, launch, newPage, shot } from './helpers.mjs';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -44,3 +45,27 @@ for (const [width, height] of SIZES) {
     await page.context().close();
   });
 }
+
+test('classroom at 360x740: no empty gap above the chat box', async () => {
+  const s = await createSession('seminar', 'chat gap');
+  const page = await enter(browser, await joinUrl(s.id, 't-1', '李老师', 'participant'), { lang: 'zh-CN', width: 360, height: 740, label: 'phone' });
+  await page.getByRole('button', { name: '发送' }).waitFor();
+  /** From the bottom of what is above the chat box (the tabs, or the last message) to the box. */
+  const gap = () =>
+    page.evaluate(() => {
+      const form = /** @type {HTMLElement} */ (document.querySelector('.chat-form'));
+      const msgs = document.querySelectorAll('.chat-list .msg');
+      const above = msgs.length ? msgs[msgs.length - 1] : document.querySelector('.tabs');
+      return form.getBoundingClientRect().top - /** @type {Element} */ (above).getBoundingClientRect().bottom;
+    });
+  await shot(page, 'chat-gap-empty-360');
+  const empty = await gap();
+  assert.ok(empty <= 80, `an empty chat: ${empty} px from the tabs to the box`);
+  await page.getByRole('textbox', { name: '聊天内容' }).fill('第一条消息');
+  await page.getByRole('button', { name: '发送' }).click();
+  await page.locator('.chat-list .msg').waitFor();
+  const one = await gap();
+  await shot(page, 'chat-gap-one-360');
+  assert.ok(one <= 24, `one message: ${one} px from it to the box`);
+  await page.context().close();
+});
