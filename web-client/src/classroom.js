@@ -501,7 +501,7 @@ export function classroom(root, opts) {
     micBtn.setAttribute('aria-pressed', String(!micOn));
     tx(camBtn, camOn ? 'ctl.cam_off' : 'ctl.cam_on');
     camBtn.setAttribute('aria-pressed', String(!camOn));
-    screenBtn.hidden = !pub || !publisher || !navigator.mediaDevices || !('getDisplayMedia' in navigator.mediaDevices);
+    screenBtn.hidden = !pub || !publisher || !canShareScreen();
     tx(screenBtn, screen ? 'ctl.screen_stop' : 'ctl.screen');
     screenBtn.setAttribute('aria-pressed', String(!!screen));
     audioOnlyBtn.setAttribute('aria-pressed', String(audioOnly));
@@ -956,6 +956,15 @@ export function classroom(root, opts) {
     /** @param {number} i */
     selectTab,
   };
+}
+
+/**
+ * Whether this browser can share a screen. Phone browsers have no
+ * `getDisplayMedia` (or, in some WebViews, a placeholder that is not a
+ * function): they are not offered the button.
+ */
+export function canShareScreen() {
+  return typeof navigator.mediaDevices?.getDisplayMedia === 'function';
 }
 
 /**
