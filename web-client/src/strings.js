@@ -76,7 +76,7 @@ export const STRINGS = {
 
     'tab.chat': '聊天',
     'tab.qa': '问答',
-    'tab.hands': '举手',
+    'tab.hands': '举手名单',
     'tab.people': '成员',
 
     'chat.label': '聊天记录',
@@ -121,8 +121,8 @@ export const STRINGS = {
     'people.away': '重连中',
     'people.on_stage': '台上',
     'people.invited': '已邀请',
-    'people.hand': '举手',
-    'people.muted': '禁言',
+    'people.hand': '已举手',
+    'people.muted': '已禁言',
     'people.invite': '邀请上台',
     'people.invite_of': '邀请 {name} 上台',
     'people.remove': '请下台',
@@ -349,7 +349,7 @@ export const STRINGS = {
 
     'tab.chat': 'Chat',
     'tab.qa': 'Q&A',
-    'tab.hands': 'Hands',
+    'tab.hands': 'Raised hands',
     'tab.people': 'People',
 
     'chat.label': 'Chat messages',

@@ -1,10 +1,11 @@
 // What a teacher sees without hunting for it: the join button within the
-// first screen on a laptop and on a phone, and no empty gap above the chat
-// box on a phone.
+// first screen on a laptop and on a phone, no empty gap above the chat box
+// on a phone, no text a teacher must read below 14 px, and one visible name
+// per action.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createSession, enter, joinUrl, launch, newPage, shot } from './helpers.mjs';
+import { createSession, enter, joinUrl, launch, newPage, shot, waitFor } from './helpers.mjs';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -69,3 +70,81 @@ test('classroom at 360x740: no empty gap above the chat box', async () => {
   assert.ok(one <= 24, `one message: ${one} px from it to the box`);
   await page.context().close();
 });
+
+/**
+ * Visible elements with their own text whose computed font size is under
+ * 14 px, as "tag.class "text" size".
+ * @param {import('playwright-core').Page} page
+ */
+function smallText(page) {
+  return page.evaluate(() => {
+    /** @type {string[]} */
+    const out = [];
+    for (const el of document.querySelectorAll('body *')) {
+      const own = [...el.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && (n.textContent || '').trim());
+      if (!own || !el.getClientRects().length) continue;
+      const st = getComputedStyle(el);
+      if (st.visibility === 'hidden') continue;
+      const size = parseFloat(st.fontSize);
+      if (size < 14) out.push(`${el.tagName.toLowerCase()}.${el.className} "${(el.textContent || '').trim().slice(0, 20)}" ${size}px`);
+    }
+    return out;
+  });
+}
+
+/**
+ * Visible controls that share their visible label with another control and
+ * are not told apart by an accessible name of their own (per-row buttons
+ * like "Invite" carry "Invite 李老师 to the stage").
+ * @param {import('playwright-core').Page} page
+ */
+function sameLabels(page) {
+  return page.evaluate(() => {
+    /** @type {Map<string, { name: string, html: string }[]>} */
+    const byLabel = new Map();
+    for (const el of document.querySelectorAll('button, [role="tab"], a[href]')) {
+      if (!el.getClientRects().length) continue;
+      // The visible label, without a count like " (2)".
+      const label = (/** @type {HTMLElement} */ (el).innerText || '').replace(/\s*\(\d+\)$/, '').trim();
+      if (!label) continue;
+      const list = byLabel.get(label) ?? [];
+      list.push({ name: el.getAttribute('aria-label') || label, html: el.outerHTML.slice(0, 100) });
+      byLabel.set(label, list);
+    }
+    return [...byLabel.entries()]
+      .filter(([, l]) => l.length > 1 && new Set(l.map((x) => x.name)).size < l.length)
+      .map(([label, l]) => `${label}: ${l.map((x) => x.html).join(' / ')}`);
+  });
+}
+
+for (const [width, height] of SIZES) {
+  test(`classroom at ${width}x${height}: text at least 14 px, one label per action`, async () => {
+    const s = await createSession('seminar', '字号检查');
+    const host = await enter(browser, await joinUrl(s.id, 'tutor-1', '王老师', 'host'), { lang: 'zh-CN', width, height, label: 'host' });
+    const li = await enter(browser, await joinUrl(s.id, 't-1', '李老师', 'participant'), { lang: 'zh-CN', width, height, label: 'li' });
+    // Before any hand is up, the participant's "raise hand" button and
+    // tabs are all there at once.
+    await li.getByRole('button', { name: '举手', exact: true }).waitFor();
+    for (const [page, who] of /** @type {const} */ ([[host, 'host'], [li, 'li']])) {
+      assert.deepEqual(await sameLabels(page), [], `controls with the same label for ${who} on entering`);
+    }
+    await li.getByRole('textbox', { name: '聊天内容' }).fill('老师好');
+    await li.getByRole('button', { name: '发送' }).click();
+    await li.getByRole('button', { name: '举手', exact: true }).click();
+    await host.locator('.chat-list .msg time').waitFor();
+    await host.locator('.tile[data-key="t-1"] .tile-name').waitFor();
+
+    for (const [page, who] of /** @type {const} */ ([[host, 'host'], [li, 'li']])) {
+      const tabs = await page.getByRole('tab').evaluateAll((els) => els.filter((e) => e.getClientRects().length).map((e) => e.id));
+      for (const id of tabs) {
+        await page.locator(`#${id}`).click();
+        if (id === 'tab-2') await page.locator('.hand-queue .hand time').waitFor();
+        if (id === 'tab-3') await waitFor(async () => (await page.locator('.people .person').count()) === 2, { what: 'two people' });
+        assert.deepEqual(await smallText(page), [], `text under 14 px for ${who}, tab ${id}`);
+        assert.deepEqual(await sameLabels(page), [], `controls with the same label for ${who}, tab ${id}`);
+      }
+      if (width === 1280) await shot(page, `fonts-${who}-${width}`);
+    }
+    for (const p of [host, li]) await p.context().close();
+  });
+}
