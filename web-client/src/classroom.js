@@ -3,7 +3,7 @@
 // once; frames update the parts they change, so what a teacher is typing
 // survives reconnects and redraws.
 
-import { h, replace } from './dom.js';
+import { h, replace, ask } from './dom.js';
 import { t, tx, onLang, sweep, clock } from './i18n.js';
 import { Conn, RequestError } from './conn.js';
 import { Room } from './room.js';
@@ -58,8 +58,10 @@ export function classroom(root, opts) {
   const screenBtn = btn('ctl.screen', () => toggleScreen());
   const audioOnlyBtn = btn('ctl.audio_only', () => toggleAudioOnly());
   const handBtn = btn('ctl.raise', () => toggleHand());
-  const leaveBtn = btn('ctl.leave', () => leave(), 'danger');
-  const endBtn = btn('ctl.end', () => endSession(), 'danger');
+  const leaveBtn = btn('ctl.leave', () => leave(), 'leave-btn');
+  // Ending the class for everyone looks unlike leaving, stands apart at the
+  // end of the row, and asks first.
+  const endBtn = btn('ctl.end', () => endSession(), 'danger-solid end-btn');
   const recBtn = btn('rec.start', () => fire({ type: room.recording ? 'record_stop' : 'record_start' }));
   const recPauseBtn = btn('rec.pause', () => fire({ type: room.recording?.paused ? 'record_resume' : 'record_pause' }));
   const controls = h('nav', { class: 'controls' }, [micBtn, camBtn, screenBtn, audioOnlyBtn, handBtn, recBtn, recPauseBtn, leaveBtn, endBtn]);
@@ -615,8 +617,9 @@ export function classroom(root, opts) {
     await conn.leave();
   }
 
-  function endSession() {
-    if (confirm(t('confirm.end'))) fire({ type: 'session_end' });
+  async function endSession() {
+    const yes = await ask({ title: t('confirm.end'), text: t('confirm.end_help'), confirm: t('confirm.end_yes'), danger: true });
+    if (yes) fire({ type: 'session_end' });
   }
 
   // ---- chat -----------------------------------------------------------------
@@ -928,8 +931,8 @@ export function classroom(root, opts) {
                     class: 'small danger',
                     text: t('people.kick'),
                     'aria-label': t('people.kick_of', { name: m.name }),
-                    onclick: () => {
-                      if (confirm(t('confirm.kick', { name: m.name }))) fire({ type: 'kick', identity: m.identity });
+                    onclick: async () => {
+                      if (await ask({ title: t('confirm.kick', { name: m.name }), confirm: t('people.kick'), danger: true })) fire({ type: 'kick', identity: m.identity });
                     },
                   })
                 : null,
