@@ -1,13 +1,16 @@
-// Presence checks, page visibility, polls and the staff's participation
-// report, for the classroom. Each builder returns its element and a render
-// function the classroom calls when the room changes.
+// The classroom's panels and prompts besides the stage, chat and Q&A: the
+// raised-hands queue, the people list (with host and moderator tools),
+// presence checks, page visibility, polls and the staff's participation
+// report. Each builder returns its element and a render function the
+// classroom calls when the room changes.
 
-import { h, replace, saveAs } from './dom.js';
+import { h, replace, saveAs, ask } from './dom.js';
 import { t, tx, clock } from './i18n.js';
 
 /**
  * @typedef {import('./room.js').Room} Room
  * @typedef {(msg: Record<string, any>) => Promise<any>} Send
+ * @typedef {(msg: Record<string, any>) => void} Fire
  */
 
 /**
@@ -252,4 +255,140 @@ export function staffPanel(room, send, token) {
       else if (f?.type === 'presence_check_ended') status.textContent = t('presence.result', { passed: f.passed, missed: f.missed });
     },
   };
+}
+
+// ---- hands and people -----------------------------------------------------
+
+/**
+ * The raised hands, oldest first.
+ * @param {Room} room
+ * @param {Fire} fire
+ */
+export function handsPanel(room, fire) {
+  const el = h('div', { class: 'list hands-list' });
+  return {
+    el,
+    /** @returns {number} how many hands are up */
+    render() {
+      const staff = room.can('hand.moderate');
+      const hands = [...room.hands].sort((a, b) => a.raised_at.localeCompare(b.raised_at));
+      const items = hands.map((hd, i) =>
+        h('li', { class: 'hand', dataset: { identity: hd.identity } }, [
+          h('span', { class: 'pos', text: `${i + 1}.` }),
+          h('span', { class: 'who', text: hd.name }),
+          h('time', { datetime: hd.raised_at, text: clock(hd.raised_at) }),
+          staff && hd.identity !== room.you?.identity
+            ? h('button', {
+                type: 'button',
+                class: 'small primary',
+                text: t('people.invite'),
+                'aria-label': t('people.invite_of', { name: hd.name }),
+                onclick: () => fire({ type: 'stage_invite', identity: hd.identity }),
+              })
+            : null,
+          staff || hd.identity === room.you?.identity
+            ? h('button', {
+                type: 'button',
+                class: 'small',
+                text: t('hands.lower'),
+                'aria-label': t('hands.lower_of', { name: hd.name }),
+                onclick: () => fire({ type: 'hand_lower', identity: hd.identity }),
+              })
+            : null,
+        ]),
+      );
+      replace(el, [
+        hands.length ? h('ol', { class: 'hand-queue' }, items) : h('p', { class: 'empty', text: t('hands.none') }),
+        staff && hands.length ? h('button', { type: 'button', text: t('hands.clear'), onclick: () => fire({ type: 'hands_clear' }) }) : null,
+      ]);
+      return hands.length;
+    },
+  };
+}
+
+/**
+ * Everyone present, with badges (role, reconnecting, on stage…) and, for
+ * staff, the stage, chat and removal tools.
+ * @param {Room} room
+ * @param {Fire} fire
+ */
+export function peoplePanel(room, fire) {
+  const el = h('div', { class: 'list people-list' });
+
+  /** @param {import('./room.js').Member} m */
+  async function kick(m) {
+    const yes = await ask({ title: t('confirm.kick', { name: m.name }), confirm: t('people.kick'), danger: true });
+    if (yes) fire({ type: 'kick', identity: m.identity });
+  }
+
+  function render() {
+    if (!room.roster) {
+      replace(el, h('p', { class: 'empty', text: t('people.hidden', { n: room.count }) }));
+      return;
+    }
+    const me = room.you?.identity;
+    const isHost = room.you?.role === 'host';
+    const members = [...room.roster.values()];
+    const lockBtn =
+      room.session?.kind === 'seminar' && room.can('stage.manage')
+        ? h('button', {
+            type: 'button',
+            'aria-pressed': String(room.stage.locked),
+            text: room.stage.locked ? t('stage.unlock') : t('stage.lock'),
+            onclick: () => fire({ type: 'stage_lock', locked: !room.stage.locked }),
+          })
+        : null;
+    replace(el, [
+      lockBtn,
+      h(
+        'ul',
+        { class: 'people' },
+        members.map((m) => {
+          const lower = m.identity !== me && (isHost || m.role === 'participant');
+          const manage = room.can('stage.manage') && lower && m.role === 'participant';
+          const onStage = room.onStage(m.identity);
+          const invited = room.invited(m.identity);
+          // Our own link is up: we are reading this.
+          const away = !m.connected && m.identity !== me;
+          return h('li', { class: 'person', dataset: { identity: m.identity } }, [
+            h('span', { class: room.speaking.has(m.identity) ? 'who speaking' : 'who', text: m.name }),
+            h('span', { class: 'badge', text: t(`role.${m.role}`) }),
+            away ? h('span', { class: 'badge warn', text: t('people.away') }) : null,
+            onStage ? h('span', { class: 'badge live', text: t('people.on_stage') }) : null,
+            invited ? h('span', { class: 'badge', text: t('people.invited') }) : null,
+            room.handRaised(m.identity) ? h('span', { class: 'badge', text: t('people.hand') }) : null,
+            m.chat_muted ? h('span', { class: 'badge warn', text: t('people.muted') }) : null,
+            h('span', { class: 'actions' }, [
+              manage && !onStage && !invited
+                ? h('button', { type: 'button', class: 'small', text: t('people.invite'), 'aria-label': t('people.invite_of', { name: m.name }), onclick: () => fire({ type: 'stage_invite', identity: m.identity }) })
+                : null,
+              manage && (onStage || invited)
+                ? h('button', { type: 'button', class: 'small', text: t('people.remove'), 'aria-label': t('people.remove_of', { name: m.name }), onclick: () => fire({ type: 'stage_remove', identity: m.identity }) })
+                : null,
+              room.can('chat.moderate') && lower
+                ? h('button', {
+                    type: 'button',
+                    class: 'small',
+                    text: m.chat_muted ? t('people.unmute') : t('people.mute'),
+                    'aria-label': t(m.chat_muted ? 'people.unmute_of' : 'people.mute_of', { name: m.name }),
+                    onclick: () => fire({ type: 'chat_mute', identity: m.identity, muted: !m.chat_muted }),
+                  })
+                : null,
+              room.can('participant.kick') && lower
+                ? h('button', {
+                    type: 'button',
+                    class: 'small danger',
+                    text: t('people.kick'),
+                    'aria-label': t('people.kick_of', { name: m.name }),
+                    onclick: () => kick(m),
+                  })
+                : null,
+            ]),
+          ]);
+        }),
+      ),
+    ]);
+  }
+
+  return { el, render };
 }

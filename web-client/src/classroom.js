@@ -8,7 +8,7 @@ import { t, tx, onLang, sweep, clock } from './i18n.js';
 import { Conn, RequestError } from './conn.js';
 import { Room } from './room.js';
 import { Publisher, Subscriber } from './media.js';
-import { presencePrompt, reportVisibility, pollsPanel, staffPanel } from './activities.js';
+import { presencePrompt, reportVisibility, pollsPanel, staffPanel, handsPanel, peoplePanel } from './activities.js';
 
 /**
  * @typedef {import('./room.js').Question} Question
@@ -70,8 +70,8 @@ export function classroom(root, opts) {
   // Panels behind tabs, so a phone shows one at a time.
   const chatPanel = buildChat();
   const qaPanel = buildQa();
-  const handsPanel = h('div', { class: 'list hands-list' });
-  const peoplePanel = h('div', { class: 'list people-list' });
+  const hands = handsPanel(room, fire);
+  const people = peoplePanel(room, fire);
   const presence = presencePrompt(room, send);
   const polls = pollsPanel(room, send);
   const staff = staffPanel(room, send, opts.token);
@@ -79,8 +79,8 @@ export function classroom(root, opts) {
   const tabs = [
     { key: 'tab.chat', panel: chatPanel.el },
     { key: 'tab.qa', panel: qaPanel.el },
-    { key: 'tab.hands', panel: handsPanel },
-    { key: 'tab.people', panel: peoplePanel },
+    { key: 'tab.hands', panel: hands.el },
+    { key: 'tab.people', panel: people.el },
     { key: 'tab.polls', panel: polls.el },
     { key: 'tab.staff', panel: staff.el },
   ];
@@ -140,8 +140,11 @@ export function classroom(root, opts) {
     if (d('count') || d('roster')) renderCount();
     if (d('chat') || d('chat_lock') || d('you') || d('roster')) chatPanel.render(all);
     if (d('questions') || d('you')) qaPanel.render();
-    if (d('hands') || d('you') || d('stage')) renderHands();
-    if (d('roster') || d('stage') || d('you') || d('speaking') || d('hands')) renderPeople();
+    if (d('hands') || d('you') || d('stage')) {
+      const n = hands.render();
+      tabButtons[2].textContent = n ? `${t('tab.hands')} (${n})` : t('tab.hands');
+    }
+    if (d('roster') || d('stage') || d('you') || d('speaking') || d('hands')) people.render();
     if (d('tracks') || d('stage') || d('speaking') || d('roster') || d('you')) renderStage();
     if (d('you') || d('stage') || d('hands') || d('tracks')) renderControls();
     if (d('presence') || d('you')) presence.render();
@@ -492,7 +495,10 @@ export function classroom(root, opts) {
       throw e;
     }
   }
-  const fire = (/** @type {Record<string, any>} */ msg) => send(msg).catch(() => {});
+  /** Sends a request whose answer nobody waits for. @param {Record<string, any>} msg */
+  function fire(msg) {
+    send(msg).catch(() => {});
+  }
 
   function renderControls() {
     const you = room.you;
@@ -837,112 +843,6 @@ export function classroom(root, opts) {
     };
   }
 
-  // ---- hands and people ---------------------------------------------------
-  function renderHands() {
-    const staff = room.can('hand.moderate');
-    const hands = [...room.hands].sort((a, b) => a.raised_at.localeCompare(b.raised_at));
-    const items = hands.map((hd, i) =>
-      h('li', { class: 'hand', dataset: { identity: hd.identity } }, [
-        h('span', { class: 'pos', text: `${i + 1}.` }),
-        h('span', { class: 'who', text: hd.name }),
-        h('time', { datetime: hd.raised_at, text: clock(hd.raised_at) }),
-        staff && hd.identity !== room.you?.identity
-          ? h('button', {
-              type: 'button',
-              class: 'small primary',
-              text: t('people.invite'),
-              'aria-label': t('people.invite_of', { name: hd.name }),
-              onclick: () => fire({ type: 'stage_invite', identity: hd.identity }),
-            })
-          : null,
-        staff || hd.identity === room.you?.identity
-          ? h('button', {
-              type: 'button',
-              class: 'small',
-              text: t('hands.lower'),
-              'aria-label': t('hands.lower_of', { name: hd.name }),
-              onclick: () => fire({ type: 'hand_lower', identity: hd.identity }),
-            })
-          : null,
-      ]),
-    );
-    replace(handsPanel, [
-      hands.length ? h('ol', { class: 'hand-queue' }, items) : h('p', { class: 'empty', text: t('hands.none') }),
-      staff && hands.length ? h('button', { type: 'button', text: t('hands.clear'), onclick: () => fire({ type: 'hands_clear' }) }) : null,
-    ]);
-    tabButtons[2].textContent = hands.length ? `${t('tab.hands')} (${hands.length})` : t('tab.hands');
-  }
-
-  function renderPeople() {
-    if (!room.roster) {
-      replace(peoplePanel, h('p', { class: 'empty', text: t('people.hidden', { n: room.count }) }));
-      return;
-    }
-    const me = room.you?.identity;
-    const isHost = room.you?.role === 'host';
-    const members = [...room.roster.values()];
-    const lockBtn =
-      room.session?.kind === 'seminar' && room.can('stage.manage')
-        ? h('button', {
-            type: 'button',
-            'aria-pressed': String(room.stage.locked),
-            text: room.stage.locked ? t('stage.unlock') : t('stage.lock'),
-            onclick: () => fire({ type: 'stage_lock', locked: !room.stage.locked }),
-          })
-        : null;
-    replace(peoplePanel, [
-      lockBtn,
-      h(
-        'ul',
-        { class: 'people' },
-        members.map((m) => {
-          const lower = m.identity !== me && (isHost || m.role === 'participant');
-          const manage = room.can('stage.manage') && lower && m.role === 'participant';
-          const onStage = room.onStage(m.identity);
-          const invited = room.invited(m.identity);
-          return h('li', { class: 'person', dataset: { identity: m.identity } }, [
-            h('span', { class: room.speaking.has(m.identity) ? 'who speaking' : 'who', text: m.name }),
-            h('span', { class: 'badge', text: t(`role.${m.role}`) }),
-            // Our own link is up: we are reading this.
-            !m.connected && m.identity !== me ? h('span', { class: 'badge warn', text: t('people.away') }) : null,
-            onStage ? h('span', { class: 'badge live', text: t('people.on_stage') }) : null,
-            invited ? h('span', { class: 'badge', text: t('people.invited') }) : null,
-            room.handRaised(m.identity) ? h('span', { class: 'badge', text: t('people.hand') }) : null,
-            m.chat_muted ? h('span', { class: 'badge warn', text: t('people.muted') }) : null,
-            h('span', { class: 'actions' }, [
-              manage && !onStage && !invited
-                ? h('button', { type: 'button', class: 'small', text: t('people.invite'), 'aria-label': t('people.invite_of', { name: m.name }), onclick: () => fire({ type: 'stage_invite', identity: m.identity }) })
-                : null,
-              manage && (onStage || invited)
-                ? h('button', { type: 'button', class: 'small', text: t('people.remove'), 'aria-label': t('people.remove_of', { name: m.name }), onclick: () => fire({ type: 'stage_remove', identity: m.identity }) })
-                : null,
-              room.can('chat.moderate') && lower
-                ? h('button', {
-                    type: 'button',
-                    class: 'small',
-                    text: m.chat_muted ? t('people.unmute') : t('people.mute'),
-                    'aria-label': t(m.chat_muted ? 'people.unmute_of' : 'people.mute_of', { name: m.name }),
-                    onclick: () => fire({ type: 'chat_mute', identity: m.identity, muted: !m.chat_muted }),
-                  })
-                : null,
-              room.can('participant.kick') && lower
-                ? h('button', {
-                    type: 'button',
-                    class: 'small danger',
-                    text: t('people.kick'),
-                    'aria-label': t('people.kick_of', { name: m.name }),
-                    onclick: async () => {
-                      if (await ask({ title: t('confirm.kick', { name: m.name }), confirm: t('people.kick'), danger: true })) fire({ type: 'kick', identity: m.identity });
-                    },
-                  })
-                : null,
-            ]),
-          ]);
-        }),
-      ),
-    ]);
-  }
-
   // ---- start ------------------------------------------------------------
   // Staff start on the people tab in a seminar, everyone else on chat; a
   // Q&A audience starts on questions.
@@ -962,15 +862,6 @@ export function classroom(root, opts) {
 }
 
 /**
- * Whether this browser can share a screen. Phone browsers have no
- * `getDisplayMedia` (or, in some WebViews, a placeholder that is not a
- * function): they are not offered the button.
- */
-export function canShareScreen() {
-  return typeof navigator.mediaDevices?.getDisplayMedia === 'function';
-}
-
-/**
  * Puts `els` into `list` in order, moving only what is out of place (a
  * moved element would lose focus).
  * @param {HTMLElement} list
@@ -981,6 +872,15 @@ function reorder(list, els) {
   els.forEach((el, i) => {
     if (list.children[i] !== el) list.insertBefore(el, list.children[i] ?? null);
   });
+}
+
+/**
+ * Whether this browser can share a screen. Phone browsers have no
+ * `getDisplayMedia` (or, in some WebViews, a placeholder that is not a
+ * function): they are not offered the button.
+ */
+export function canShareScreen() {
+  return typeof navigator.mediaDevices?.getDisplayMedia === 'function';
 }
 
 /**
