@@ -1,8 +1,8 @@
 // The classroom's panels and prompts besides the stage, chat and Q&A: the
 // raised-hands queue, the people list (with host and moderator tools),
-// presence checks, page visibility, polls and the staff's participation
-// report. Each builder returns its element and a render function the
-// classroom calls when the room changes.
+// presence checks, page visibility, polls, the staff's participation report
+// and the banner for media that cannot connect. Each builder returns its
+// element and a render function the classroom calls when the room changes.
 
 import { h, replace, saveAs, ask } from './dom.js';
 import { t, tx, clock } from './i18n.js';
@@ -307,8 +307,8 @@ export function handsPanel(room, fire) {
 }
 
 /**
- * Everyone present, with badges (role, reconnecting, on stage…) and, for
- * staff, the stage, chat and removal tools.
+ * Everyone present, with badges (role, reconnecting, on stage, media
+ * trouble…) and, for staff, the stage, chat and removal tools.
  * @param {Room} room
  * @param {Fire} fire
  */
@@ -350,10 +350,18 @@ export function peoplePanel(room, fire) {
           const invited = room.invited(m.identity);
           // Our own link is up: we are reading this.
           const away = !m.connected && m.identity !== me;
+          const mediaFailed = room.mediaFailed.get(m.identity);
           return h('li', { class: 'person', dataset: { identity: m.identity } }, [
             h('span', { class: room.speaking.has(m.identity) ? 'who speaking' : 'who', text: m.name }),
             h('span', { class: 'badge', text: t(`role.${m.role}`) }),
             away ? h('span', { class: 'badge warn', text: t('people.away') }) : null,
+            mediaFailed !== undefined
+              ? h('span', {
+                  class: 'badge warn media-failed',
+                  text: t('people.media_failed'),
+                  title: t(`media.reason.${mediaFailed || 'unknown'}`),
+                })
+              : null,
             onStage ? h('span', { class: 'badge live', text: t('people.on_stage') }) : null,
             invited ? h('span', { class: 'badge', text: t('people.invited') }) : null,
             room.handRaised(m.identity) ? h('span', { class: 'badge', text: t('people.hand') }) : null,
@@ -391,4 +399,62 @@ export function peoplePanel(room, fire) {
   }
 
   return { el, render };
+}
+
+// ---- media that cannot connect --------------------------------------------
+
+/**
+ * The banner for audio and video that cannot connect (a dark tile alone
+ * explains nothing): what happened in plain words, and what to try —
+ * reconnect, audio only, or ask the school's network administrator.
+ * @param {{ retry: () => void, audioOnly: () => void, isAudioOnly: () => boolean }} o
+ */
+export function mediaBanner(o) {
+  const retryBtn = tx(h('button', { type: 'button', class: 'primary media-retry' }), 'medianote.retry');
+  const audioBtn = tx(h('button', { type: 'button', class: 'media-audio-only' }), 'medianote.audio_only');
+  const closeBtn = tx(h('button', { type: 'button', class: 'media-dismiss' }), 'medianote.dismiss');
+  const busy = tx(h('p', { class: 'hint media-busy', hidden: true }), 'medianote.retrying');
+  const el = h('section', { class: 'media-notice', role: 'alert', hidden: true }, [
+    tx(h('h2', { class: 'media-notice-title' }), 'medianote.title'),
+    tx(h('p'), 'medianote.what'),
+    h('ul', { class: 'media-notice-tips' }, [tx(h('li'), 'medianote.try_retry'), tx(h('li'), 'medianote.try_audio'), tx(h('li'), 'medianote.try_admin')]),
+    busy,
+    h('div', { class: 'media-notice-actions' }, [retryBtn, audioBtn, closeBtn]),
+  ]);
+  /** @param {boolean} on */
+  const retrying = (on) => {
+    busy.hidden = !on;
+    retryBtn.disabled = on;
+    audioBtn.disabled = on;
+  };
+  retryBtn.addEventListener('click', () => {
+    retrying(true);
+    o.retry();
+  });
+  audioBtn.addEventListener('click', () => {
+    retrying(true);
+    o.audioOnly();
+  });
+  // Closed by the teacher: stays closed until media works again (the page
+  // retries a failed publishing connection by itself, and would otherwise
+  // show it again each time).
+  let dismissed = false;
+  closeBtn.addEventListener('click', () => {
+    dismissed = true;
+    el.hidden = true;
+  });
+  return {
+    el,
+    show() {
+      if (dismissed) return;
+      retrying(false);
+      audioBtn.hidden = o.isAudioOnly();
+      el.hidden = false;
+    },
+    hide() {
+      dismissed = false;
+      retrying(false);
+      el.hidden = true;
+    },
+  };
 }

@@ -7,8 +7,8 @@ import { h, replace, ask } from './dom.js';
 import { t, tx, onLang, sweep, clock } from './i18n.js';
 import { Conn, RequestError } from './conn.js';
 import { Room } from './room.js';
-import { Publisher, Subscriber } from './media.js';
-import { presencePrompt, reportVisibility, pollsPanel, staffPanel, handsPanel, peoplePanel } from './activities.js';
+import { Publisher, Subscriber, MediaWatch } from './media.js';
+import { presencePrompt, reportVisibility, pollsPanel, staffPanel, handsPanel, peoplePanel, mediaBanner } from './activities.js';
 
 /**
  * @typedef {import('./room.js').Question} Question
@@ -46,6 +46,15 @@ export function classroom(root, opts) {
     h('div', { class: 'head-meta' }, [recBadge, status, count]),
   ]);
   const notice = h('div', { class: 'notice', role: 'alert' });
+  const mediaBox = mediaBanner({ retry: () => retryMedia(), audioOnly: () => audioOnlyAndRetry().catch(warn), isAudioOnly: () => audioOnly });
+  // Media that cannot connect: the banner for network trouble; missing
+  // devices are already explained in the notice.
+  const mediaTrouble = new MediaWatch({
+    request: (msg) => conn.request(msg),
+    online: () => conn.state === 'open',
+    onFail: (reason) => reason !== 'no_devices' && mediaBox.show(),
+    onOk: () => mediaBox.hide(),
+  });
   const invite = h('div', { class: 'invite', hidden: true });
   const stage = h('section', { class: 'stage', 'aria-label': t('stage.label') });
   tx(stage, 'stage.label', { attr: 'aria-label' });
@@ -121,7 +130,7 @@ export function classroom(root, opts) {
   }
 
   const main = h('main', { class: 'room' }, [h('div', { class: 'room-main' }, [stage, controls, audios]), side]);
-  replace(root, [header, notice, presence.el, invite, main]);
+  replace(root, [header, notice, mediaBox.el, presence.el, invite, main]);
 
   // ---- connection ---------------------------------------------------------
   /** @type {Set<string>} */
@@ -185,6 +194,7 @@ export function classroom(root, opts) {
       if (notice.textContent === t('poll.opened_note')) say('');
     }
     if ((f.type === 'welcome' || f.type === 'resumed') && document.hidden) tellVisibility();
+    if (f.type === 'welcome' || f.type === 'resumed') mediaTrouble.flush();
     if (f.type === 'welcome') {
       const first = !welcomed;
       welcomed = true;
@@ -211,6 +221,7 @@ export function classroom(root, opts) {
     if (s === 'closed') {
       stopPublishing();
       subscriber?.close();
+      mediaTrouble.stop();
       for (const tr of local.stream?.getTracks() ?? []) tr.stop();
       opts.onEnd(why ?? 'left');
     }
@@ -225,7 +236,7 @@ export function classroom(root, opts) {
    * @param {boolean} fresh a welcome (not a resume)
    */
   function resyncMedia(first, fresh) {
-    if (!subscriber) subscriber = new Subscriber(conn, room.iceServers, gotTrack);
+    if (!subscriber) subscriber = new Subscriber(conn, room.iceServers, gotTrack, (pc) => mediaTrouble.watch(pc, 'subscriber'));
     subscriber.subscribe({ audioOnly, reset: true }).catch(warn);
     if (!room.you?.can_publish) {
       stopPublishing();
@@ -234,6 +245,19 @@ export function classroom(root, opts) {
     const mine = room.tracks.some((tr) => tr.owner === room.you?.identity);
     const pcDown = publisher && ['failed', 'closed'].includes(publisher.pc.connectionState);
     if (first || !publisher || pcDown || (fresh && !mine)) startPublishing().catch(warn);
+  }
+
+  /** Starts media over: the "reconnect" of the media notice. */
+  function retryMedia() {
+    subscriber?.subscribe({ audioOnly, reset: true }).catch(warn);
+    const up = publisher?.pc.connectionState === 'connected';
+    if (room.you?.can_publish && !up) startPublishing().catch(warn);
+  }
+
+  /** The notice's "audio only": less to carry, then start media over. */
+  async function audioOnlyAndRetry() {
+    if (!audioOnly) await toggleAudioOnly();
+    retryMedia();
   }
 
   function publishRightChanged() {
@@ -250,9 +274,13 @@ export function classroom(root, opts) {
     if (!local.stream || local.stream.getTracks().every((tr) => tr.readyState === 'ended')) {
       local.stream = await capture(audioOnly);
     }
-    if (!local.stream) return;
+    if (!local.stream) {
+      mediaTrouble.noDevices();
+      return;
+    }
     const p = new Publisher(conn, room.iceServers);
     publisher = p;
+    mediaTrouble.watch(p.pc, 'publisher');
     for (const tr of local.stream.getAudioTracks()) {
       tr.enabled = micOn;
       p.add(tr, local.stream, 'microphone');

@@ -57,6 +57,12 @@ export class Room {
     this.hidden = new Set();
     /** The recording in progress. @type {{ id: string, paused: boolean } | null} */
     this.recording = null;
+    /**
+     * Members whose media could not connect, by their last `media_report`
+     * (sent to hosts and moderators only): identity → reason.
+     * @type {Map<string, string>}
+     */
+    this.mediaFailed = new Map();
   }
 
   /** @param {string} perm */
@@ -183,6 +189,7 @@ export class Room {
         this.stage.invited = this.stage.invited.filter((m) => m.identity !== id);
         this.speaking.delete(id);
         this.tracks = this.tracks.filter((t) => t.owner !== id);
+        this.mediaFailed.delete(id);
         return ['roster', 'hands', 'stage', 'tracks'];
       }
       case 'chat_message':
@@ -305,6 +312,10 @@ export class Room {
       case 'poll_answered':
         if (this.you && f.identity === this.you.identity) this.myPollAnswers.set(f.poll_id, f.choices);
         return ['polls'];
+      case 'media_report':
+        if (f.state === 'failed') this.mediaFailed.set(f.identity, f.reason ?? '');
+        else this.mediaFailed.delete(f.identity);
+        return ['roster', ...this.seen(f.identity)];
       default:
         return [];
     }

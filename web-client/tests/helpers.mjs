@@ -43,13 +43,14 @@ const CHROMIUM_ARGS = [
 
 /**
  * Launches headless Chromium with fake camera and microphone.
+ * @param {string[]} [extraArgs] more command-line switches
  * @returns {Promise<import('playwright-core').Browser>}
  */
-export function launch() {
+export function launch(extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   });
 }
 
