@@ -307,9 +307,10 @@ export class MediaWatch {
     const msg = want.state === 'failed' ? { type: 'media_report', state: 'failed', reason: want.reason } : { type: 'media_report', state: 'ok' };
     this.o.request(msg).catch((e) => {
       // Answered with an error (a server without `media_report` says
-      // bad_request): it was heard, do not repeat it. Lost on the way: tell
-      // it again once the link is back.
-      if (!(e && typeof e === 'object' && 'code' in e) && this.told === want.state) this.told = before;
+      // bad_request): it was heard, do not repeat it. Lost on the way (the
+      // link dropped, `offline`): tell it again once the link is back.
+      const heard = e && typeof e === 'object' && 'code' in e && e.code !== 'offline';
+      if (!heard && this.told === want.state) this.told = before;
     });
   }
 
