@@ -1,13 +1,16 @@
-// Presence checks, page visibility, polls and the staff's participation
-// report, for the classroom. Each builder returns its element and a render
-// function the classroom calls when the room changes.
+// The classroom's panels and prompts besides the stage, chat and Q&A: the
+// raised-hands queue, the people list (with host and moderator tools),
+// presence checks, page visibility, polls, the staff's participation report
+// and the banner for media that cannot connect. Each builder returns its
+// element and a render function the classroom calls when the room changes.
 
-import { h, replace, saveAs } from './dom.js';
-import { t, tx } from './i18n.js';
+import { h, replace, saveAs, ask } from './dom.js';
+import { t, tx, clock } from './i18n.js';
 
 /**
  * @typedef {import('./room.js').Room} Room
  * @typedef {(msg: Record<string, any>) => Promise<any>} Send
+ * @typedef {(msg: Record<string, any>) => void} Fire
  */
 
 /**
@@ -153,7 +156,7 @@ export function pollsPanel(room, send) {
       h('p', { class: 'q-meta' }, [
         h('span', { class: 'badge', text: t(`poll.status_${p.status}`) }),
         p.graded ? h('span', { class: 'badge', text: t('poll.quiz') }) : null,
-        p.closes_at && p.status === 'open' ? h('span', { class: 'hint', text: ` ${t('poll.until', { time: new Date(p.closes_at).toLocaleTimeString() })}` }) : null,
+        p.closes_at && p.status === 'open' ? h('span', { class: 'hint', text: ` ${t('poll.until', { time: clock(p.closes_at, { seconds: true }) })}` }) : null,
         mine && !closed ? h('span', { class: 'badge live', text: t('poll.answered') }) : null,
       ]),
       h('ul', { class: 'poll-options-list' }, rows),
@@ -250,6 +253,208 @@ export function staffPanel(room, send, token) {
       start.disabled = !!c;
       if (c) status.textContent = t('presence.running', { n: confirmed });
       else if (f?.type === 'presence_check_ended') status.textContent = t('presence.result', { passed: f.passed, missed: f.missed });
+    },
+  };
+}
+
+// ---- hands and people -----------------------------------------------------
+
+/**
+ * The raised hands, oldest first.
+ * @param {Room} room
+ * @param {Fire} fire
+ */
+export function handsPanel(room, fire) {
+  const el = h('div', { class: 'list hands-list' });
+  return {
+    el,
+    /** @returns {number} how many hands are up */
+    render() {
+      const staff = room.can('hand.moderate');
+      const hands = [...room.hands].sort((a, b) => a.raised_at.localeCompare(b.raised_at));
+      const items = hands.map((hd, i) =>
+        h('li', { class: 'hand', dataset: { identity: hd.identity } }, [
+          h('span', { class: 'pos', text: `${i + 1}.` }),
+          h('span', { class: 'who', text: hd.name }),
+          h('time', { datetime: hd.raised_at, text: clock(hd.raised_at) }),
+          staff && hd.identity !== room.you?.identity
+            ? h('button', {
+                type: 'button',
+                class: 'small primary',
+                text: t('people.invite'),
+                'aria-label': t('people.invite_of', { name: hd.name }),
+                onclick: () => fire({ type: 'stage_invite', identity: hd.identity }),
+              })
+            : null,
+          staff || hd.identity === room.you?.identity
+            ? h('button', {
+                type: 'button',
+                class: 'small',
+                text: t('hands.lower'),
+                'aria-label': t('hands.lower_of', { name: hd.name }),
+                onclick: () => fire({ type: 'hand_lower', identity: hd.identity }),
+              })
+            : null,
+        ]),
+      );
+      replace(el, [
+        hands.length ? h('ol', { class: 'hand-queue' }, items) : h('p', { class: 'empty', text: t('hands.none') }),
+        staff && hands.length ? h('button', { type: 'button', text: t('hands.clear'), onclick: () => fire({ type: 'hands_clear' }) }) : null,
+      ]);
+      return hands.length;
+    },
+  };
+}
+
+/**
+ * Everyone present, with badges (role, reconnecting, on stage, media
+ * trouble…) and, for staff, the stage, chat and removal tools.
+ * @param {Room} room
+ * @param {Fire} fire
+ */
+export function peoplePanel(room, fire) {
+  const el = h('div', { class: 'list people-list' });
+
+  /** @param {import('./room.js').Member} m */
+  async function kick(m) {
+    const yes = await ask({ title: t('confirm.kick', { name: m.name }), confirm: t('people.kick'), danger: true });
+    if (yes) fire({ type: 'kick', identity: m.identity });
+  }
+
+  function render() {
+    if (!room.roster) {
+      replace(el, h('p', { class: 'empty', text: t('people.hidden', { n: room.count }) }));
+      return;
+    }
+    const me = room.you?.identity;
+    const isHost = room.you?.role === 'host';
+    const members = [...room.roster.values()];
+    const lockBtn =
+      room.session?.kind === 'seminar' && room.can('stage.manage')
+        ? h('button', {
+            type: 'button',
+            'aria-pressed': String(room.stage.locked),
+            text: room.stage.locked ? t('stage.unlock') : t('stage.lock'),
+            onclick: () => fire({ type: 'stage_lock', locked: !room.stage.locked }),
+          })
+        : null;
+    replace(el, [
+      lockBtn,
+      h(
+        'ul',
+        { class: 'people' },
+        members.map((m) => {
+          const lower = m.identity !== me && (isHost || m.role === 'participant');
+          const manage = room.can('stage.manage') && lower && m.role === 'participant';
+          const onStage = room.onStage(m.identity);
+          const invited = room.invited(m.identity);
+          // Our own link is up: we are reading this.
+          const away = !m.connected && m.identity !== me;
+          const mediaFailed = room.mediaFailed.get(m.identity);
+          return h('li', { class: 'person', dataset: { identity: m.identity } }, [
+            h('span', { class: room.speaking.has(m.identity) ? 'who speaking' : 'who', text: m.name }),
+            h('span', { class: 'badge', text: t(`role.${m.role}`) }),
+            away ? h('span', { class: 'badge warn', text: t('people.away') }) : null,
+            mediaFailed !== undefined
+              ? h('span', {
+                  class: 'badge warn media-failed',
+                  text: t('people.media_failed'),
+                  title: t(`media.reason.${mediaFailed || 'unknown'}`),
+                })
+              : null,
+            onStage ? h('span', { class: 'badge live', text: t('people.on_stage') }) : null,
+            invited ? h('span', { class: 'badge', text: t('people.invited') }) : null,
+            room.handRaised(m.identity) ? h('span', { class: 'badge', text: t('people.hand') }) : null,
+            m.chat_muted ? h('span', { class: 'badge warn', text: t('people.muted') }) : null,
+            h('span', { class: 'actions' }, [
+              manage && !onStage && !invited
+                ? h('button', { type: 'button', class: 'small', text: t('people.invite'), 'aria-label': t('people.invite_of', { name: m.name }), onclick: () => fire({ type: 'stage_invite', identity: m.identity }) })
+                : null,
+              manage && (onStage || invited)
+                ? h('button', { type: 'button', class: 'small', text: t('people.remove'), 'aria-label': t('people.remove_of', { name: m.name }), onclick: () => fire({ type: 'stage_remove', identity: m.identity }) })
+                : null,
+              room.can('chat.moderate') && lower
+                ? h('button', {
+                    type: 'button',
+                    class: 'small',
+                    text: m.chat_muted ? t('people.unmute') : t('people.mute'),
+                    'aria-label': t(m.chat_muted ? 'people.unmute_of' : 'people.mute_of', { name: m.name }),
+                    onclick: () => fire({ type: 'chat_mute', identity: m.identity, muted: !m.chat_muted }),
+                  })
+                : null,
+              room.can('participant.kick') && lower
+                ? h('button', {
+                    type: 'button',
+                    class: 'small danger',
+                    text: t('people.kick'),
+                    'aria-label': t('people.kick_of', { name: m.name }),
+                    onclick: () => kick(m),
+                  })
+                : null,
+            ]),
+          ]);
+        }),
+      ),
+    ]);
+  }
+
+  return { el, render };
+}
+
+// ---- media that cannot connect --------------------------------------------
+
+/**
+ * The banner for audio and video that cannot connect (a dark tile alone
+ * explains nothing): what happened in plain words, and what to try —
+ * reconnect, audio only, or ask the school's network administrator.
+ * @param {{ retry: () => void, audioOnly: () => void, isAudioOnly: () => boolean }} o
+ */
+export function mediaBanner(o) {
+  const retryBtn = tx(h('button', { type: 'button', class: 'primary media-retry' }), 'medianote.retry');
+  const audioBtn = tx(h('button', { type: 'button', class: 'media-audio-only' }), 'medianote.audio_only');
+  const closeBtn = tx(h('button', { type: 'button', class: 'media-dismiss' }), 'medianote.dismiss');
+  const busy = tx(h('p', { class: 'hint media-busy', hidden: true }), 'medianote.retrying');
+  const el = h('section', { class: 'media-notice', role: 'alert', hidden: true }, [
+    tx(h('h2', { class: 'media-notice-title' }), 'medianote.title'),
+    tx(h('p'), 'medianote.what'),
+    h('ul', { class: 'media-notice-tips' }, [tx(h('li'), 'medianote.try_retry'), tx(h('li'), 'medianote.try_audio'), tx(h('li'), 'medianote.try_admin')]),
+    busy,
+    h('div', { class: 'media-notice-actions' }, [retryBtn, audioBtn, closeBtn]),
+  ]);
+  /** @param {boolean} on */
+  const retrying = (on) => {
+    busy.hidden = !on;
+    retryBtn.disabled = on;
+    audioBtn.disabled = on;
+  };
+  retryBtn.addEventListener('click', () => {
+    retrying(true);
+    o.retry();
+  });
+  audioBtn.addEventListener('click', () => {
+    retrying(true);
+    o.audioOnly();
+  });
+  // Closed by the teacher: stays closed until media works again (the page
+  // retries a failed publishing connection by itself, and would otherwise
+  // show it again each time).
+  let dismissed = false;
+  closeBtn.addEventListener('click', () => {
+    dismissed = true;
+    el.hidden = true;
+  });
+  return {
+    el,
+    show() {
+      if (dismissed) return;
+      retrying(false);
+      audioBtn.hidden = o.isAudioOnly();
+      el.hidden = false;
+    },
+    hide() {
+      dismissed = false;
+      retrying(false);
+      el.hidden = true;
     },
   };
 }

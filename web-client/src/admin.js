@@ -1,8 +1,8 @@
 // The admin page: with the admin key, create sessions, make join links for
 // each role, see who is present, read attendance and download it as CSV.
 
-import { h, replace, clock, copyText, saveAs } from './dom.js';
-import { t, tx, onLang } from './i18n.js';
+import { h, replace, copyText, saveAs } from './dom.js';
+import { t, tx, onLang, clock } from './i18n.js';
 
 const KEY_STORE = 'lectern.admin_key';
 

@@ -3,12 +3,12 @@
 // once; frames update the parts they change, so what a teacher is typing
 // survives reconnects and redraws.
 
-import { h, replace, clock } from './dom.js';
-import { t, tx, onLang, sweep } from './i18n.js';
+import { h, replace, ask } from './dom.js';
+import { t, tx, onLang, sweep, clock } from './i18n.js';
 import { Conn, RequestError } from './conn.js';
 import { Room } from './room.js';
-import { Publisher, Subscriber } from './media.js';
-import { presencePrompt, reportVisibility, pollsPanel, staffPanel } from './activities.js';
+import { Publisher, Subscriber, MediaWatch } from './media.js';
+import { presencePrompt, reportVisibility, pollsPanel, staffPanel, handsPanel, peoplePanel, mediaBanner } from './activities.js';
 
 /**
  * @typedef {import('./room.js').Question} Question
@@ -46,6 +46,15 @@ export function classroom(root, opts) {
     h('div', { class: 'head-meta' }, [recBadge, status, count]),
   ]);
   const notice = h('div', { class: 'notice', role: 'alert' });
+  const mediaBox = mediaBanner({ retry: () => retryMedia(), audioOnly: () => audioOnlyAndRetry().catch(warn), isAudioOnly: () => audioOnly });
+  // Media that cannot connect: the banner for network trouble; missing
+  // devices are already explained in the notice.
+  const mediaTrouble = new MediaWatch({
+    request: (msg) => conn.request(msg),
+    online: () => conn.state === 'open',
+    onFail: (reason) => reason !== 'no_devices' && mediaBox.show(),
+    onOk: () => mediaBox.hide(),
+  });
   const invite = h('div', { class: 'invite', hidden: true });
   const stage = h('section', { class: 'stage', 'aria-label': t('stage.label') });
   tx(stage, 'stage.label', { attr: 'aria-label' });
@@ -58,8 +67,10 @@ export function classroom(root, opts) {
   const screenBtn = btn('ctl.screen', () => toggleScreen());
   const audioOnlyBtn = btn('ctl.audio_only', () => toggleAudioOnly());
   const handBtn = btn('ctl.raise', () => toggleHand());
-  const leaveBtn = btn('ctl.leave', () => leave(), 'danger');
-  const endBtn = btn('ctl.end', () => endSession(), 'danger');
+  const leaveBtn = btn('ctl.leave', () => leave(), 'leave-btn');
+  // Ending the class for everyone looks unlike leaving, stands apart at the
+  // end of the row, and asks first.
+  const endBtn = btn('ctl.end', () => endSession(), 'danger-solid end-btn');
   const recBtn = btn('rec.start', () => fire({ type: room.recording ? 'record_stop' : 'record_start' }));
   const recPauseBtn = btn('rec.pause', () => fire({ type: room.recording?.paused ? 'record_resume' : 'record_pause' }));
   const controls = h('nav', { class: 'controls' }, [micBtn, camBtn, screenBtn, audioOnlyBtn, handBtn, recBtn, recPauseBtn, leaveBtn, endBtn]);
@@ -68,8 +79,8 @@ export function classroom(root, opts) {
   // Panels behind tabs, so a phone shows one at a time.
   const chatPanel = buildChat();
   const qaPanel = buildQa();
-  const handsPanel = h('div', { class: 'list hands-list' });
-  const peoplePanel = h('div', { class: 'list people-list' });
+  const hands = handsPanel(room, fire);
+  const people = peoplePanel(room, fire);
   const presence = presencePrompt(room, send);
   const polls = pollsPanel(room, send);
   const staff = staffPanel(room, send, opts.token);
@@ -77,8 +88,8 @@ export function classroom(root, opts) {
   const tabs = [
     { key: 'tab.chat', panel: chatPanel.el },
     { key: 'tab.qa', panel: qaPanel.el },
-    { key: 'tab.hands', panel: handsPanel },
-    { key: 'tab.people', panel: peoplePanel },
+    { key: 'tab.hands', panel: hands.el },
+    { key: 'tab.people', panel: people.el },
     { key: 'tab.polls', panel: polls.el },
     { key: 'tab.staff', panel: staff.el },
   ];
@@ -119,7 +130,7 @@ export function classroom(root, opts) {
   }
 
   const main = h('main', { class: 'room' }, [h('div', { class: 'room-main' }, [stage, controls, audios]), side]);
-  replace(root, [header, notice, presence.el, invite, main]);
+  replace(root, [header, notice, mediaBox.el, presence.el, invite, main]);
 
   // ---- connection ---------------------------------------------------------
   /** @type {Set<string>} */
@@ -138,8 +149,11 @@ export function classroom(root, opts) {
     if (d('count') || d('roster')) renderCount();
     if (d('chat') || d('chat_lock') || d('you') || d('roster')) chatPanel.render(all);
     if (d('questions') || d('you')) qaPanel.render();
-    if (d('hands') || d('you') || d('stage')) renderHands();
-    if (d('roster') || d('stage') || d('you') || d('speaking') || d('hands')) renderPeople();
+    if (d('hands') || d('you') || d('stage')) {
+      const n = hands.render();
+      tabButtons[2].textContent = n ? `${t('tab.hands')} (${n})` : t('tab.hands');
+    }
+    if (d('roster') || d('stage') || d('you') || d('speaking') || d('hands')) people.render();
     if (d('tracks') || d('stage') || d('speaking') || d('roster') || d('you')) renderStage();
     if (d('you') || d('stage') || d('hands') || d('tracks')) renderControls();
     if (d('presence') || d('you')) presence.render();
@@ -180,6 +194,7 @@ export function classroom(root, opts) {
       if (notice.textContent === t('poll.opened_note')) say('');
     }
     if ((f.type === 'welcome' || f.type === 'resumed') && document.hidden) tellVisibility();
+    if (f.type === 'welcome' || f.type === 'resumed') mediaTrouble.flush();
     if (f.type === 'welcome') {
       const first = !welcomed;
       welcomed = true;
@@ -206,6 +221,7 @@ export function classroom(root, opts) {
     if (s === 'closed') {
       stopPublishing();
       subscriber?.close();
+      mediaTrouble.stop();
       for (const tr of local.stream?.getTracks() ?? []) tr.stop();
       opts.onEnd(why ?? 'left');
     }
@@ -220,7 +236,7 @@ export function classroom(root, opts) {
    * @param {boolean} fresh a welcome (not a resume)
    */
   function resyncMedia(first, fresh) {
-    if (!subscriber) subscriber = new Subscriber(conn, room.iceServers, gotTrack);
+    if (!subscriber) subscriber = new Subscriber(conn, room.iceServers, gotTrack, (pc) => mediaTrouble.watch(pc, 'subscriber'));
     subscriber.subscribe({ audioOnly, reset: true }).catch(warn);
     if (!room.you?.can_publish) {
       stopPublishing();
@@ -229,6 +245,19 @@ export function classroom(root, opts) {
     const mine = room.tracks.some((tr) => tr.owner === room.you?.identity);
     const pcDown = publisher && ['failed', 'closed'].includes(publisher.pc.connectionState);
     if (first || !publisher || pcDown || (fresh && !mine)) startPublishing().catch(warn);
+  }
+
+  /** Starts media over: the "reconnect" of the media notice. */
+  function retryMedia() {
+    subscriber?.subscribe({ audioOnly, reset: true }).catch(warn);
+    const up = publisher?.pc.connectionState === 'connected';
+    if (room.you?.can_publish && !up) startPublishing().catch(warn);
+  }
+
+  /** The notice's "audio only": less to carry, then start media over. */
+  async function audioOnlyAndRetry() {
+    if (!audioOnly) await toggleAudioOnly();
+    retryMedia();
   }
 
   function publishRightChanged() {
@@ -245,9 +274,13 @@ export function classroom(root, opts) {
     if (!local.stream || local.stream.getTracks().every((tr) => tr.readyState === 'ended')) {
       local.stream = await capture(audioOnly);
     }
-    if (!local.stream) return;
+    if (!local.stream) {
+      mediaTrouble.noDevices();
+      return;
+    }
     const p = new Publisher(conn, room.iceServers);
     publisher = p;
+    mediaTrouble.watch(p.pc, 'publisher');
     for (const tr of local.stream.getAudioTracks()) {
       tr.enabled = micOn;
       p.add(tr, local.stream, 'microphone');
@@ -408,7 +441,7 @@ export function classroom(root, opts) {
       const owners = new Set(room.roster ? [...room.roster.keys()] : []);
       for (const tr of room.tracks) owners.add(tr.owner);
       if (me && room.you?.role !== 'observer') owners.add(me);
-      for (const owner of owners) {
+      for (const owner of room.tileOrder([...owners])) {
         main.push(personTile(owner).el);
         keys.push(owner);
       }
@@ -418,7 +451,7 @@ export function classroom(root, opts) {
       const share = others.find((tr) => tr.kind === 'video' && tr.source === 'screen');
       const stageIds = new Set(room.stage.members.map((m) => m.identity));
       const speakers = [...new Set(room.tracks.map((tr) => tr.owner))].filter((o) => !stageIds.has(o));
-      if (publisher && me && !stageIds.has(me) && !speakers.includes(me)) speakers.unshift(me);
+      if (publisher && me && !stageIds.has(me) && !speakers.includes(me)) speakers.push(me);
       if (share) {
         const key = `${share.owner}:screen`;
         const x = tile(key, t('tile.screen', { name: room.nameOf(share.owner) }));
@@ -426,13 +459,13 @@ export function classroom(root, opts) {
         main.push(x.el);
         keys.push(key);
       }
-      for (const o of speakers) {
+      for (const o of room.tileOrder(speakers)) {
         (share ? beside : main).push(personTile(o).el);
         keys.push(o);
       }
-      for (const m of room.stage.members) {
-        beside.push(personTile(m.identity).el);
-        keys.push(m.identity);
+      for (const id of room.tileOrder([...stageIds])) {
+        beside.push(personTile(id).el);
+        keys.push(id);
       }
       if (!main.length) main.push(h('p', { class: 'waiting', text: t('stage.waiting') }));
     }
@@ -490,7 +523,10 @@ export function classroom(root, opts) {
       throw e;
     }
   }
-  const fire = (/** @type {Record<string, any>} */ msg) => send(msg).catch(() => {});
+  /** Sends a request whose answer nobody waits for. @param {Record<string, any>} msg */
+  function fire(msg) {
+    send(msg).catch(() => {});
+  }
 
   function renderControls() {
     const you = room.you;
@@ -501,7 +537,7 @@ export function classroom(root, opts) {
     micBtn.setAttribute('aria-pressed', String(!micOn));
     tx(camBtn, camOn ? 'ctl.cam_off' : 'ctl.cam_on');
     camBtn.setAttribute('aria-pressed', String(!camOn));
-    screenBtn.hidden = !pub || !publisher || !navigator.mediaDevices || !('getDisplayMedia' in navigator.mediaDevices);
+    screenBtn.hidden = !pub || !publisher || !canShareScreen();
     tx(screenBtn, screen ? 'ctl.screen_stop' : 'ctl.screen');
     screenBtn.setAttribute('aria-pressed', String(!!screen));
     audioOnlyBtn.setAttribute('aria-pressed', String(audioOnly));
@@ -615,8 +651,9 @@ export function classroom(root, opts) {
     await conn.leave();
   }
 
-  function endSession() {
-    if (confirm(t('confirm.end'))) fire({ type: 'session_end' });
+  async function endSession() {
+    const yes = await ask({ title: t('confirm.end'), text: t('confirm.end_help'), confirm: t('confirm.end_yes'), danger: true });
+    if (yes) fire({ type: 'session_end' });
   }
 
   // ---- chat -----------------------------------------------------------------
@@ -652,7 +689,8 @@ export function classroom(root, opts) {
     });
     /** @type {Map<number, HTMLElement>} */
     const items = new Map();
-    const el = h('div', { class: 'panel chat' }, [list, state, form, lockBtn]);
+    const none = tx(h('p', { class: 'empty' }), 'chat.none');
+    const el = h('div', { class: 'panel chat' }, [none, list, state, form, lockBtn]);
     return {
       el,
       /** @param {boolean} redraw */
@@ -691,6 +729,7 @@ export function classroom(root, opts) {
           list.append(li);
         }
         if (nearBottom || redraw) list.scrollTop = list.scrollHeight;
+        none.hidden = room.chat.length > 0;
         const you = room.you;
         const blocked = you?.chat_muted ? 'chat.muted' : room.chatLocked && !staff ? 'chat.locked' : !room.can('chat.post') ? 'chat.observer' : '';
         state.textContent = blocked ? t(blocked) : room.chatLocked ? t('chat.locked_staff') : '';
@@ -832,111 +871,6 @@ export function classroom(root, opts) {
     };
   }
 
-  // ---- hands and people ---------------------------------------------------
-  function renderHands() {
-    const staff = room.can('hand.moderate');
-    const hands = [...room.hands].sort((a, b) => a.raised_at.localeCompare(b.raised_at));
-    const items = hands.map((hd, i) =>
-      h('li', { class: 'hand', dataset: { identity: hd.identity } }, [
-        h('span', { class: 'pos', text: `${i + 1}.` }),
-        h('span', { class: 'who', text: hd.name }),
-        h('time', { datetime: hd.raised_at, text: clock(hd.raised_at) }),
-        staff && hd.identity !== room.you?.identity
-          ? h('button', {
-              type: 'button',
-              class: 'small primary',
-              text: t('people.invite'),
-              'aria-label': t('people.invite_of', { name: hd.name }),
-              onclick: () => fire({ type: 'stage_invite', identity: hd.identity }),
-            })
-          : null,
-        staff || hd.identity === room.you?.identity
-          ? h('button', {
-              type: 'button',
-              class: 'small',
-              text: t('hands.lower'),
-              'aria-label': t('hands.lower_of', { name: hd.name }),
-              onclick: () => fire({ type: 'hand_lower', identity: hd.identity }),
-            })
-          : null,
-      ]),
-    );
-    replace(handsPanel, [
-      hands.length ? h('ol', { class: 'hand-queue' }, items) : h('p', { class: 'empty', text: t('hands.none') }),
-      staff && hands.length ? h('button', { type: 'button', text: t('hands.clear'), onclick: () => fire({ type: 'hands_clear' }) }) : null,
-    ]);
-    tabButtons[2].textContent = hands.length ? `${t('tab.hands')} (${hands.length})` : t('tab.hands');
-  }
-
-  function renderPeople() {
-    if (!room.roster) {
-      replace(peoplePanel, h('p', { class: 'empty', text: t('people.hidden', { n: room.count }) }));
-      return;
-    }
-    const me = room.you?.identity;
-    const isHost = room.you?.role === 'host';
-    const members = [...room.roster.values()];
-    const lockBtn =
-      room.session?.kind === 'seminar' && room.can('stage.manage')
-        ? h('button', {
-            type: 'button',
-            'aria-pressed': String(room.stage.locked),
-            text: room.stage.locked ? t('stage.unlock') : t('stage.lock'),
-            onclick: () => fire({ type: 'stage_lock', locked: !room.stage.locked }),
-          })
-        : null;
-    replace(peoplePanel, [
-      lockBtn,
-      h(
-        'ul',
-        { class: 'people' },
-        members.map((m) => {
-          const lower = m.identity !== me && (isHost || m.role === 'participant');
-          const manage = room.can('stage.manage') && lower && m.role === 'participant';
-          const onStage = room.onStage(m.identity);
-          const invited = room.invited(m.identity);
-          return h('li', { class: 'person', dataset: { identity: m.identity } }, [
-            h('span', { class: room.speaking.has(m.identity) ? 'who speaking' : 'who', text: m.name }),
-            h('span', { class: 'badge', text: t(`role.${m.role}`) }),
-            !m.connected ? h('span', { class: 'badge warn', text: t('people.away') }) : null,
-            onStage ? h('span', { class: 'badge live', text: t('people.on_stage') }) : null,
-            invited ? h('span', { class: 'badge', text: t('people.invited') }) : null,
-            room.handRaised(m.identity) ? h('span', { class: 'badge', text: t('people.hand') }) : null,
-            m.chat_muted ? h('span', { class: 'badge warn', text: t('people.muted') }) : null,
-            h('span', { class: 'actions' }, [
-              manage && !onStage && !invited
-                ? h('button', { type: 'button', class: 'small', text: t('people.invite'), 'aria-label': t('people.invite_of', { name: m.name }), onclick: () => fire({ type: 'stage_invite', identity: m.identity }) })
-                : null,
-              manage && (onStage || invited)
-                ? h('button', { type: 'button', class: 'small', text: t('people.remove'), 'aria-label': t('people.remove_of', { name: m.name }), onclick: () => fire({ type: 'stage_remove', identity: m.identity }) })
-                : null,
-              room.can('chat.moderate') && lower
-                ? h('button', {
-                    type: 'button',
-                    class: 'small',
-                    text: m.chat_muted ? t('people.unmute') : t('people.mute'),
-                    'aria-label': t(m.chat_muted ? 'people.unmute_of' : 'people.mute_of', { name: m.name }),
-                    onclick: () => fire({ type: 'chat_mute', identity: m.identity, muted: !m.chat_muted }),
-                  })
-                : null,
-              room.can('participant.kick') && lower
-                ? h('button', {
-                    type: 'button',
-                    class: 'small danger',
-                    text: t('people.kick'),
-                    'aria-label': t('people.kick_of', { name: m.name }),
-                    onclick: () => {
-                      if (confirm(t('confirm.kick', { name: m.name }))) fire({ type: 'kick', identity: m.identity });
-                    },
-                  })
-                : null,
-            ]),
-          ]);
-        }),
-      ),
-    ]);
-  }
-
   // ---- start ------------------------------------------------------------
   // Staff start on the people tab in a seminar, everyone else on chat; a
   // Q&A audience starts on questions.
@@ -966,6 +900,15 @@ function reorder(list, els) {
   els.forEach((el, i) => {
     if (list.children[i] !== el) list.insertBefore(el, list.children[i] ?? null);
   });
+}
+
+/**
+ * Whether this browser can share a screen. Phone browsers have no
+ * `getDisplayMedia` (or, in some WebViews, a placeholder that is not a
+ * function): they are not offered the button.
+ */
+export function canShareScreen() {
+  return typeof navigator.mediaDevices?.getDisplayMedia === 'function';
 }
 
 /**

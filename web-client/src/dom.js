@@ -1,5 +1,8 @@
 // A tiny element builder: no framework, no virtual DOM. Pages build their
-// elements once and update the parts that change.
+// elements once and update the parts that change. And small DOM helpers:
+// copying, saving, and `ask`, an in-page confirmation dialog.
+
+import { t } from './i18n.js';
 
 /**
  * @typedef {string | number | Node | null | undefined | false} Child
@@ -54,15 +57,6 @@ export function replace(el, children) {
 }
 
 /**
- * Formats an RFC 3339 time as a local clock time.
- * @param {string} at
- */
-export function clock(at) {
-  const d = new Date(at);
-  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-}
-
-/**
  * Copies text to the clipboard, falling back to a selected field where the
  * Clipboard API is refused (plain http on a LAN address).
  * @param {string} text
@@ -99,4 +93,49 @@ export async function saveAs(r, name) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+// `ask` is an in-page confirmation in the page's language, instead of the
+// browser's `confirm()` (which speaks the browser's language, looks like an
+// error, and some embedded browsers suppress). Cancel is the default: it
+// has the focus, and Escape or a click outside the box choose it.
+
+/**
+ * Asks a yes/no question; resolves `true` only when the confirm button is
+ * pressed.
+ * @param {{ title: string, text?: string, confirm: string, danger?: boolean }} o
+ * @returns {Promise<boolean>}
+ */
+export function ask(o) {
+  const title = h('h2', { class: 'dialog-title', text: o.title });
+  title.id = `dialog-title-${Date.now()}`;
+  const cancelBtn = h('button', { type: 'button', class: 'dialog-cancel', text: t('dialog.cancel') });
+  const okBtn = h('button', { type: 'button', class: o.danger ? 'danger-solid dialog-ok' : 'primary dialog-ok', text: o.confirm });
+  // The box is an inner element, so a click on the dialog element itself is
+  // a click on the backdrop.
+  const dlg = h('dialog', { class: 'confirm-dialog', 'aria-labelledby': title.id }, [
+    h('div', { class: 'dialog-box' }, [
+      title,
+      o.text ? h('p', { class: 'dialog-text', text: o.text }) : null,
+      h('div', { class: 'dialog-actions' }, [cancelBtn, okBtn]),
+    ]),
+  ]);
+  document.body.append(dlg);
+  return new Promise((resolve) => {
+    let answer = false;
+    cancelBtn.addEventListener('click', () => dlg.close());
+    okBtn.addEventListener('click', () => {
+      answer = true;
+      dlg.close();
+    });
+    dlg.addEventListener('click', (e) => {
+      if (e.target === dlg) dlg.close();
+    });
+    dlg.addEventListener('close', () => {
+      dlg.remove();
+      resolve(answer);
+    });
+    dlg.showModal();
+    cancelBtn.focus();
+  });
 }

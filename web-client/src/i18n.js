@@ -81,6 +81,23 @@ function paint(el, attr, key, vars) {
   else el.textContent = t(key, vars);
 }
 
+/**
+ * Formats an RFC 3339 time as a local clock time in the page's language,
+ * not the browser's: "14:53" in Chinese (24-hour), "2:53 PM" in English.
+ * @param {string} at
+ * @param {{ seconds?: boolean }} [o]
+ */
+export function clock(at, o = {}) {
+  const d = new Date(at);
+  if (Number.isNaN(d.getTime())) return '';
+  /** @type {Intl.DateTimeFormatOptions} */
+  const opts = { hour: current === 'en' ? 'numeric' : '2-digit', minute: '2-digit' };
+  if (o.seconds) opts.second = '2-digit';
+  // zh-CN reads a 24-hour clock; 'h23' keeps midnight as 00:05, not 24:05.
+  if (current === 'zh-CN') opts.hourCycle = 'h23';
+  return d.toLocaleTimeString(current === 'en' ? 'en-US' : 'zh-CN', opts);
+}
+
 /** @param {Lang} l */
 export function setLang(l) {
   if (l === current) return;

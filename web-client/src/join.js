@@ -74,13 +74,12 @@ export function joinPage(root, info) {
   const audioOnlyBox = h('input', { type: 'checkbox', class: 'audio-only' });
   const audioOnlyLabel = h('label', { class: 'check' }, [audioOnlyBox, tx(h('span'), 'join.audio_only')]);
   const joinBtn = tx(h('button', { type: 'button', class: 'primary big join-btn' }), 'join.enter');
+  // A small preview beside (wide screens) or above (phones) the choices, so
+  // the join button stays in the first screen.
   const check = h('section', { class: 'device-check', hidden: !publish }, [
     tx(h('h2'), 'join.check'),
     preview,
-    h('div', { class: 'meter-row' }, [tx(h('span'), 'join.mic_level'), meter]),
-    camLabel,
-    micLabel,
-    audioOnlyLabel,
+    h('div', { class: 'check-controls' }, [h('div', { class: 'meter-row' }, [tx(h('span'), 'join.mic_level'), meter]), camLabel, micLabel, audioOnlyLabel]),
   ]);
   replace(root, h('main', { class: 'join' }, [heading, kind, who, problem, check, joinBtn]));
 

@@ -109,11 +109,13 @@ export class Subscriber {
    * @param {Conn} conn
    * @param {RTCIceServer[]} iceServers
    * @param {(trackId: string, track: MediaStreamTrack) => void} onTrack
+   * @param {(pc: RTCPeerConnection) => void} [onPc] told of each new connection
    */
-  constructor(conn, iceServers, onTrack) {
+  constructor(conn, iceServers, onTrack, onPc) {
     this.conn = conn;
     this.iceServers = iceServers;
     this.onTrack = onTrack;
+    this.onPc = onPc;
     /** @type {RTCPeerConnection | null} */
     this.pc = null;
     this.answered = false;
@@ -128,6 +130,7 @@ export class Subscriber {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     this.pc = pc;
     this.answered = false;
+    this.onPc?.(pc);
     trickleLate(pc, this.conn, 'subscriber', () => this.answered && this.pc === pc);
     pc.addEventListener('track', (e) => {
       const mid = e.transceiver.mid;
@@ -193,4 +196,131 @@ export function midsOf(sdp) {
     if (mid && msid && !inactive) out.set(mid, msid);
   }
   return out;
+}
+
+/** How long a peer connection may take to connect before we call it failed. */
+export const CONNECT_WAIT_MS = 15000;
+
+/**
+ * Watches our peer connections and reports to the server when media cannot
+ * connect, and again once it does (the client message `media_report`), at
+ * most once per change of state:
+ *   {"type": "media_report", "state": "failed", "reason": R}
+ *   {"type": "media_report", "state": "ok"}
+ * Reasons (R):
+ * - `ice_failed`: a peer connection went to `failed`: ICE found no path to
+ *   the server (UDP blocked by a firewall, and no TURN server that gets
+ *   through).
+ * - `timeout`: a peer connection with media to carry did not reach
+ *   `connected` within CONNECT_WAIT_MS (firewalls that drop packets
+ *   silently leave ICE trying for a long time).
+ * - `no_devices`: the member may publish but no camera or microphone could
+ *   be opened (none found, blocked or in use).
+ * The page is told too (`onFail`, `onOk`), to explain it to the teacher.
+ */
+export class MediaWatch {
+  /**
+   * @param {{
+   *   request: (msg: Record<string, any>) => Promise<any>,
+   *   online: () => boolean,
+   *   onFail: (reason: string) => void,
+   *   onOk: () => void,
+   * }} o `online`: whether the session link is up (reports go over it)
+   */
+  constructor(o) {
+    this.o = o;
+    /** Watched connections, and which side each is. @type {Map<RTCPeerConnection, 'publisher' | 'subscriber'>} */
+    this.pcs = new Map();
+    /** Why media is failing, while it is. @type {string | null} */
+    this.failure = null;
+    /** The state the server should know. @type {{ state: 'failed', reason: string } | { state: 'ok' } | null} */
+    this.want = null;
+    /** The state the server was last told. @type {'failed' | 'ok' | null} */
+    this.told = null;
+  }
+
+  /**
+   * Starts watching a new peer connection.
+   * @param {RTCPeerConnection} pc
+   * @param {'publisher' | 'subscriber'} side
+   */
+  watch(pc, side) {
+    for (const old of this.pcs.keys()) if (!live(old)) this.pcs.delete(old);
+    this.pcs.set(pc, side);
+    pc.addEventListener('connectionstatechange', () => {
+      if (!this.pcs.has(pc)) return;
+      if (pc.connectionState === 'connected') this.check();
+      else if (pc.connectionState === 'failed') this.fail('ice_failed');
+    });
+    const waited = () => {
+      if (!this.pcs.has(pc) || !live(pc)) {
+        this.pcs.delete(pc);
+        return;
+      }
+      if (pc.connectionState === 'connected' || pc.connectionState === 'failed') return;
+      // Nothing to carry yet, or the session link is down: wait on.
+      if (!pc.getTransceivers().length || !this.o.online()) setTimeout(waited, CONNECT_WAIT_MS);
+      else this.fail('timeout');
+    };
+    setTimeout(waited, CONNECT_WAIT_MS);
+  }
+
+  /** No camera or microphone could be opened for publishing. */
+  noDevices() {
+    this.fail('no_devices');
+  }
+
+  /** @param {string} reason */
+  fail(reason) {
+    // While the session link is down, the resume restarts media anyway.
+    if (!this.o.online()) return;
+    if (this.failure === null || this.failure === 'no_devices') this.failure = reason;
+    if (this.want?.state !== 'failed') this.want = { state: 'failed', reason };
+    this.o.onFail(reason);
+    this.flush();
+  }
+
+  /** Media is fine again when every live connection carrying media is connected. */
+  check() {
+    if (this.failure === null) return;
+    const watched = [...this.pcs].filter(([pc]) => live(pc) && pc.getTransceivers().length);
+    if (!watched.length || watched.some(([pc]) => pc.connectionState !== 'connected')) return;
+    // Without devices, only a working publishing connection clears it.
+    if (this.failure === 'no_devices' && !watched.some(([, side]) => side === 'publisher')) return;
+    this.failure = null;
+    this.want = { state: 'ok' };
+    this.o.onOk();
+    this.flush();
+  }
+
+  /** Sends what the server should know, if it was not told yet (call when the session link is up again). */
+  flush() {
+    const want = this.want;
+    if (!want || want.state === this.told || !this.o.online()) return;
+    // "ok" means something only after a "failed".
+    if (want.state === 'ok' && this.told !== 'failed') {
+      this.want = null;
+      return;
+    }
+    const before = this.told;
+    this.told = want.state;
+    const msg = want.state === 'failed' ? { type: 'media_report', state: 'failed', reason: want.reason } : { type: 'media_report', state: 'ok' };
+    this.o.request(msg).catch((e) => {
+      // Answered with an error (a server without `media_report` says
+      // bad_request): it was heard, do not repeat it. Lost on the way (the
+      // link dropped, `offline`): tell it again once the link is back.
+      const heard = e && typeof e === 'object' && 'code' in e && e.code !== 'offline';
+      if (!heard && this.told === want.state) this.told = before;
+    });
+  }
+
+  /** The page is closing: stop watching. */
+  stop() {
+    this.pcs.clear();
+  }
+}
+
+/** @param {RTCPeerConnection} pc */
+function live(pc) {
+  return pc.connectionState !== 'closed' && pc.signalingState !== 'closed';
 }

@@ -9,8 +9,8 @@
 // ten minutes in starts at 600 s in its file), and browsers keep those
 // times, so one clock drives every element: each is set to the same time.
 
-import { h, replace, clock } from './dom.js';
-import { t, tx } from './i18n.js';
+import { h, replace } from './dom.js';
+import { t, tx, clock } from './i18n.js';
 
 const KEY_STORE = 'lectern.admin_key';
 /** How far an element may drift from the clock before it is set again. */

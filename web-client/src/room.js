@@ -57,6 +57,12 @@ export class Room {
     this.hidden = new Set();
     /** The recording in progress. @type {{ id: string, paused: boolean } | null} */
     this.recording = null;
+    /**
+     * Members whose media could not connect, by their last `media_report`
+     * (sent to hosts and moderators only): identity → reason.
+     * @type {Map<string, string>}
+     */
+    this.mediaFailed = new Map();
   }
 
   /** @param {string} perm */
@@ -94,6 +100,22 @@ export class Room {
   }
 
   /**
+   * Marks a roster member as connected: they just did something only a
+   * member with a live link can do (sent chat, raised a hand, published…).
+   * A member whose link dropped is `connected: false` only in a welcome
+   * snapshot; no event says they are back (docs/protocol.md §14.3), so
+   * what they do is the evidence.
+   * @param {string | undefined} identity
+   * @returns {string[]} `['roster']` if that changed the roster, else `[]`
+   */
+  seen(identity) {
+    const m = identity ? this.roster?.get(identity) : undefined;
+    if (!m || m.connected) return [];
+    m.connected = true;
+    return ['roster'];
+  }
+
+  /**
    * Folds one server frame in. Returns what changed, for redrawing.
    * @param {any} f
    * @returns {string[]} the parts that changed
@@ -105,6 +127,9 @@ export class Room {
         this.you = f.you;
         this.roster = f.roster ? new Map(f.roster.map((m) => [m.identity, m])) : null;
         for (const m of f.roster ?? []) this.learn(m);
+        // We are reading this welcome, so our own link is up, whatever the
+        // snapshot says.
+        this.seen(f.you?.identity);
         this.count = f.participant_count;
         this.hands = f.hands;
         this.stage = f.stage;
@@ -128,7 +153,7 @@ export class Room {
       case 'resumed':
         this.you = f.you;
         this.count = f.participant_count;
-        return ['you', 'count'];
+        return ['you', 'count', ...this.seen(f.you?.identity)];
       case 'you_updated':
         this.you = f.you;
         return ['you'];
@@ -153,7 +178,8 @@ export class Room {
         return ['session'];
       case 'participant_joined':
         this.learn(f.participant);
-        this.roster?.set(f.participant.identity, f.participant);
+        // A join is made by a live link (docs/protocol.md §6).
+        this.roster?.set(f.participant.identity, { ...f.participant, connected: true });
         return ['roster'];
       case 'participant_left': {
         const id = f.identity;
@@ -163,13 +189,14 @@ export class Room {
         this.stage.invited = this.stage.invited.filter((m) => m.identity !== id);
         this.speaking.delete(id);
         this.tracks = this.tracks.filter((t) => t.owner !== id);
+        this.mediaFailed.delete(id);
         return ['roster', 'hands', 'stage', 'tracks'];
       }
       case 'chat_message':
         this.learn(f.message);
         this.chat.push(f.message);
         if (this.chat.length > CHAT_KEEP) this.chat.splice(0, this.chat.length - CHAT_KEEP);
-        return ['chat'];
+        return ['chat', ...this.seen(f.message.identity)];
       case 'chat_deleted':
         this.chat = this.chat.filter((m) => m.id !== f.message_id);
         return ['chat'];
@@ -184,7 +211,7 @@ export class Room {
       case 'hand_raised':
         this.learn(f.hand);
         if (!this.handRaised(f.hand.identity)) this.hands.push(f.hand);
-        return ['hands'];
+        return ['hands', ...this.seen(f.hand.identity)];
       case 'hand_lowered':
         this.hands = this.hands.filter((h) => h.identity !== f.identity);
         return ['hands'];
@@ -194,17 +221,17 @@ export class Room {
       case 'question_asked':
         this.learn(f.question);
         this.questions.set(f.question.id, f.question);
-        return ['questions'];
+        return ['questions', ...this.seen(f.question.identity)];
       case 'question_upvoted': {
         const q = this.questions.get(f.question_id);
         if (q) q.upvotes = f.upvotes;
         if (this.you && f.by === this.you.identity) this.myVotes.add(f.question_id);
-        return ['questions'];
+        return ['questions', ...this.seen(f.by)];
       }
       case 'question_replied': {
         const q = this.questions.get(f.question_id);
         if (q) q.replies.push(f.reply);
-        return ['questions'];
+        return ['questions', ...this.seen(f.reply?.identity)];
       }
       case 'question_status_changed': {
         const q = this.questions.get(f.question_id);
@@ -229,7 +256,7 @@ export class Room {
         this.stage.invited = this.stage.invited.filter((m) => m.identity !== f.member.identity);
         this.hands = this.hands.filter((h) => h.identity !== f.member.identity);
         if (!this.onStage(f.member.identity)) this.stage.members.push(f.member);
-        return ['stage', 'hands'];
+        return ['stage', 'hands', ...this.seen(f.member.identity)];
       case 'stage_left':
         this.stage.members = this.stage.members.filter((m) => m.identity !== f.identity);
         this.stage.invited = this.stage.invited.filter((m) => m.identity !== f.identity);
@@ -240,7 +267,7 @@ export class Room {
       case 'track_published':
         if (f.track.name) this.names.set(f.track.owner, f.track.name);
         if (!this.tracks.some((t) => t.id === f.track.id)) this.tracks.push(f.track);
-        return ['tracks'];
+        return ['tracks', ...this.seen(f.track.owner)];
       case 'track_unpublished':
         this.tracks = this.tracks.filter((t) => t.id !== f.track_id);
         if (!this.tracks.some((t) => t.owner === f.owner && t.kind === 'audio')) this.speaking.delete(f.owner);
@@ -265,11 +292,12 @@ export class Room {
         return ['presence'];
       case 'presence_confirmed':
         if (this.you && f.identity === this.you.identity) this.presenceConfirmed = true;
-        return ['presence'];
+        return ['presence', ...this.seen(f.identity)];
       case 'presence_check_ended':
         this.presenceCheck = null;
         return ['presence'];
       case 'visibility_changed':
+        this.seen(f.identity);
         if (f.hidden) this.hidden.add(f.identity);
         else this.hidden.delete(f.identity);
         return ['roster'];
@@ -284,9 +312,31 @@ export class Room {
       case 'poll_answered':
         if (this.you && f.identity === this.you.identity) this.myPollAnswers.set(f.poll_id, f.choices);
         return ['polls'];
+      case 'media_report':
+        if (f.state === 'failed') this.mediaFailed.set(f.identity, f.reason ?? '');
+        else this.mediaFailed.delete(f.identity);
+        return ['roster', ...this.seen(f.identity)];
       default:
         return [];
     }
+  }
+
+  /**
+   * Sorts identities into the order of the video tiles, the same on every
+   * page and every load: the host first, then stage members, then by join
+   * time, ties by identity. Without a roster (audience mode) join times and
+   * roles are unknown: the stage, then identity, decide.
+   * @param {string[]} ids
+   * @returns {string[]}
+   */
+  tileOrder(ids) {
+    const role = (/** @type {string} */ id) => this.roster?.get(id)?.role ?? (id === this.you?.identity ? this.you.role : '');
+    const rank = (/** @type {string} */ id) => (role(id) === 'host' ? 0 : this.onStage(id) ? 1 : 2);
+    const joined = (/** @type {string} */ id) => {
+      const at = Date.parse(this.roster?.get(id)?.joined_at ?? '');
+      return Number.isNaN(at) ? Infinity : at;
+    };
+    return [...ids].sort((a, b) => rank(a) - rank(b) || joined(a) - joined(b) || (a < b ? -1 : a > b ? 1 : 0));
   }
 
   /** Questions in display order: pinned first, then open by votes, then answered. */

@@ -61,7 +61,7 @@ test('seminar: video both ways, chat, hand queue in order', async () => {
   await zhang.getByRole('button', { name: 'Raise hand' }).click();
   await zhang.getByRole('button', { name: 'Lower hand' }).waitFor();
   await li.getByRole('button', { name: 'Raise hand' }).click();
-  await host.getByRole('tab', { name: /Hands/ }).click();
+  await host.getByRole('tab', { name: /Raised hands/ }).click();
   await waitFor(async () => (await host.locator('.hand-queue .hand').count()) === 2, { what: 'two hands in the host queue' });
   const order = await host.locator('.hand-queue .hand .who').allInnerTexts();
   assert.deepEqual(order, ['张老师', '李老师']);

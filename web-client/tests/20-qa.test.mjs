@@ -52,7 +52,7 @@ test('qa: ask, upvote, pin; invite on stage, seen and heard', async () => {
 
   // Zhang raises a hand; the host invites Zhang on stage from the queue.
   await zhang.getByRole('button', { name: 'Raise hand' }).click();
-  await host.getByRole('tab', { name: /Hands/ }).click();
+  await host.getByRole('tab', { name: /Raised hands/ }).click();
   await host.getByRole('button', { name: 'Invite 张老师 to the stage' }).click();
   await zhang.getByRole('button', { name: 'Go on stage' }).click();
   await zhang.getByRole('button', { name: 'Mute microphone' }).waitFor();

@@ -42,8 +42,8 @@ test('members inside a session see the end when the host ends it', async () => {
   const s = await createSession('seminar', 'end inside');
   const host = await enter(browser, await joinUrl(s.id, 'tutor-1', 'Host', 'host'), { label: 'host' });
   const li = await enter(browser, await joinUrl(s.id, 't-1', 'Li', 'participant'), { label: 'li' });
-  host.once('dialog', (d) => d.accept());
   await host.getByRole('button', { name: 'End session' }).click();
+  await host.getByRole('dialog').getByRole('button', { name: 'End for everyone' }).click();
   for (const p of [host, li]) await p.getByRole('heading', { name: 'The session has ended' }).waitFor();
   for (const p of [host, li]) await p.context().close();
 });

@@ -43,27 +43,30 @@ const CHROMIUM_ARGS = [
 
 /**
  * Launches headless Chromium with fake camera and microphone.
+ * @param {string[]} [extraArgs] more command-line switches
  * @returns {Promise<import('playwright-core').Browser>}
  */
-export function launch() {
+export function launch(extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   });
 }
 
 /**
  * A new context (own cookies and storage) and a page in it. The page's
  * console errors and uncaught errors go to stderr, prefixed with `label`.
+ * `locale` is the browser's language (default: `lang`), which the page
+ * does not follow: it takes `?lang=` or zh-CN.
  * @param {import('playwright-core').Browser} browser
- * @param {{ lang?: string, width?: number, height?: number, label?: string }} [opts]
+ * @param {{ lang?: string, locale?: string, width?: number, height?: number, label?: string }} [opts]
  * @returns {Promise<import('playwright-core').Page>}
  */
-export async function newPage(browser, { lang = 'zh-CN', width = 1280, height = 800, label } = {}) {
+export async function newPage(browser, { lang = 'zh-CN', locale, width = 1280, height = 800, label } = {}) {
   const context = await browser.newContext({
     viewport: { width, height },
-    locale: lang,
+    locale: locale ?? lang,
     permissions: ['camera', 'microphone'],
   });
   const page = await context.newPage();
@@ -204,13 +207,15 @@ export async function videoPlaying(locator) {
 
 /**
  * Opens a join link in a new page and enters the classroom, waiting until
- * the connection is up.
+ * the connection is up. `init` runs in the page before its own scripts
+ * (to take away or wrap browser APIs).
  * @param {import('playwright-core').Browser} browser
  * @param {string} url a join link
- * @param {{ lang?: string, label?: string, width?: number, height?: number, audioOnly?: boolean }} [o]
+ * @param {{ lang?: string, locale?: string, label?: string, width?: number, height?: number, audioOnly?: boolean, init?: () => void }} [o]
  */
-export async function enter(browser, url, { lang = 'en', label, width, height, audioOnly = false } = {}) {
-  const page = await newPage(browser, { lang, label, width, height });
+export async function enter(browser, url, { lang = 'en', locale, label, width, height, audioOnly = false, init } = {}) {
+  const page = await newPage(browser, { lang, locale, label, width, height });
+  if (init) await page.addInitScript(init);
   await page.goto(`${url}&lang=${lang}`);
   if (audioOnly) await page.locator('.audio-only').check();
   await page.locator('.join-btn').click();
@@ -276,4 +281,24 @@ export function appears(page, selector, ms) {
       }),
     /** @type {[string, number]} */ ([selector, ms]),
   );
+}
+
+/**
+ * Reloads a classroom page and enters again (a new welcome, as after
+ * closing and reopening the link).
+ * @param {import('playwright-core').Page} page
+ */
+export async function reenter(page) {
+  await page.reload();
+  await page.locator('.join-btn').click();
+  await page.locator('.status[data-state="open"]').waitFor();
+}
+
+/**
+ * The `data-key`s of the video tiles, in page order.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<string[]>}
+ */
+export function tileKeys(page) {
+  return page.locator('.stage .tile').evaluateAll((els) => els.map((e) => /** @type {HTMLElement} */ (e).dataset.key || ''));
 }
