@@ -237,21 +237,21 @@ export function classroom(root, opts) {
    */
   function resyncMedia(first, fresh) {
     if (!subscriber) subscriber = new Subscriber(conn, room.iceServers, gotTrack, (pc) => mediaTrouble.watch(pc, 'subscriber'));
-    subscriber.subscribe({ audioOnly, reset: true }).catch(warn);
+    subscriber.subscribe({ audioOnly, reset: true }).catch(mediaWarn);
     if (!room.you?.can_publish) {
       stopPublishing();
       return;
     }
     const mine = room.tracks.some((tr) => tr.owner === room.you?.identity);
     const pcDown = publisher && ['failed', 'closed'].includes(publisher.pc.connectionState);
-    if (first || !publisher || pcDown || (fresh && !mine)) startPublishing().catch(warn);
+    if (first || !publisher || pcDown || (fresh && !mine)) startPublishing().catch(mediaWarn);
   }
 
   /** Starts media over: the "reconnect" of the media notice. */
   function retryMedia() {
-    subscriber?.subscribe({ audioOnly, reset: true }).catch(warn);
+    subscriber?.subscribe({ audioOnly, reset: true }).catch(mediaWarn);
     const up = publisher?.pc.connectionState === 'connected';
-    if (room.you?.can_publish && !up) startPublishing().catch(warn);
+    if (room.you?.can_publish && !up) startPublishing().catch(mediaWarn);
   }
 
   /** The notice's "audio only": less to carry, then start media over. */
@@ -261,7 +261,7 @@ export function classroom(root, opts) {
   }
 
   function publishRightChanged() {
-    if (room.you?.can_publish) startPublishing().catch(warn);
+    if (room.you?.can_publish) startPublishing().catch(mediaWarn);
     else {
       stopPublishing();
       for (const tr of local.stream?.getTracks() ?? []) tr.stop();
@@ -294,7 +294,7 @@ export function classroom(root, opts) {
     if (screen) for (const tr of screen.getVideoTracks()) p.add(tr, screen, 'screen');
     p.pc.addEventListener('connectionstatechange', () => {
       if (p === publisher && p.pc.connectionState === 'failed' && conn.state === 'open') {
-        startPublishing().catch(warn);
+        startPublishing().catch(mediaWarn);
       }
     });
     await p.negotiate(true);
@@ -501,6 +501,16 @@ export function classroom(root, opts) {
     notice.hidden = !text;
   }
 
+  /**
+   * A media request refused with `media_failed` (no UDP port free, say) is
+   * media that cannot connect: explained and reported like a failed ICE.
+   * @param {unknown} e
+   */
+  function mediaWarn(e) {
+    if (e instanceof RequestError && e.code === 'media_failed') mediaTrouble.fail('server_refused');
+    warn(e);
+  }
+
   /** @param {unknown} e */
   function warn(e) {
     if (e instanceof RequestError) say(t(`err.${e.code}`) === `err.${e.code}` ? e.message : t(`err.${e.code}`));
@@ -628,13 +638,13 @@ export function classroom(root, opts) {
           tr.stop();
           local.stream?.removeTrack(tr);
         }
-        await startPublishing().catch(warn);
+        await startPublishing().catch(mediaWarn);
       } else {
         const cam = await capture(false);
         if (cam) {
           for (const tr of local.stream?.getTracks() ?? []) tr.stop();
           local.stream = cam;
-          await startPublishing().catch(warn);
+          await startPublishing().catch(mediaWarn);
         }
       }
     }

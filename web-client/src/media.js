@@ -216,6 +216,8 @@ export const CONNECT_WAIT_MS = 15000;
  *   silently leave ICE trying for a long time).
  * - `no_devices`: the member may publish but no camera or microphone could
  *   be opened (none found, blocked or in use).
+ * - `server_refused`: the server answered a media request with
+ *   `media_failed` (for example, no UDP port free).
  * The page is told too (`onFail`, `onOk`), to explain it to the teacher.
  */
 export class MediaWatch {

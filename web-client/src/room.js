@@ -181,6 +181,13 @@ export class Room {
         // A join is made by a live link (docs/protocol.md §6).
         this.roster?.set(f.participant.identity, { ...f.participant, connected: true });
         return ['roster'];
+      case 'participant_connection': {
+        // A drop within the grace period, or the return (docs/protocol.md §6).
+        const m = this.roster?.get(f.identity);
+        if (!m) return [];
+        m.connected = f.connected;
+        return ['roster'];
+      }
       case 'participant_left': {
         const id = f.identity;
         this.roster?.delete(id);
@@ -312,7 +319,7 @@ export class Room {
       case 'poll_answered':
         if (this.you && f.identity === this.you.identity) this.myPollAnswers.set(f.poll_id, f.choices);
         return ['polls'];
-      case 'media_report':
+      case 'media_reported':
         if (f.state === 'failed') this.mediaFailed.set(f.identity, f.reason ?? '');
         else this.mediaFailed.delete(f.identity);
         return ['roster', ...this.seen(f.identity)];

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createSession, enter, joinUrl, launch, reenter, tileKeys, waitFor } from './helpers.mjs';
+import { createSession, enter, joinUrl, launch, newPage, reenter, tileKeys, waitFor } from './helpers.mjs';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -53,6 +53,75 @@ test('people: a host and a participant, neither shown as reconnecting', async ()
   assert.ok(hostList.every((x) => !x.includes('重连中')), `host's people tab after Li reopened: ${hostList.join(' | ')}`);
 
   for (const p of [host, li]) await p.context().close();
+});
+
+/**
+ * The numbered events a page receives on its WebSocket, as they arrive.
+ * @param {import('playwright-core').Page} page
+ * @returns {any[]}
+ */
+function eventsOf(page) {
+  /** @type {any[]} */
+  const out = [];
+  page.on('websocket', (ws) => {
+    ws.on('framereceived', (f) => {
+      if (typeof f.payload !== 'string') return;
+      try {
+        const v = JSON.parse(f.payload);
+        if (typeof v.seq === 'number') out.push(v);
+      } catch {
+        // Not JSON: not a protocol frame.
+      }
+    });
+  });
+  return out;
+}
+
+test('people: a member whose link drops reads as reconnecting, and not once back', async () => {
+  const s = await createSession('seminar', '掉线重连状态 e2e');
+  const host = await newPage(browser, { label: 'host', lang: 'zh-CN' });
+  const seen = eventsOf(host);
+  await host.goto(await joinUrl(s.id, 'tutor-1', '王老师', 'host'));
+  await host.locator('.join-btn').click();
+  await host.locator('.status[data-state="open"]').waitFor();
+  const liUrl = await joinUrl(s.id, 't-1', '李老师', 'participant');
+  const li = await newPage(browser, { label: 'li', lang: 'zh-CN' });
+  // Keeps the page's sockets, so the test can cut the link under it.
+  await li.addInitScript(() => {
+    const Orig = window.WebSocket;
+    /** @type {any} */ (window).__sockets = [];
+    window.WebSocket = class extends Orig {
+      /** @param {string | URL} url @param {string | string[]} [p] */
+      constructor(url, p) {
+        super(url, p);
+        /** @type {any} */ (window).__sockets.push(this);
+      }
+    };
+  });
+  await li.goto(liUrl);
+  await li.locator('.join-btn').click();
+  await li.locator('.status[data-state="open"]').waitFor();
+  await waitFor(async () => (await people(host)).length === 2, { what: "Li in the host's list" });
+
+  // The link drops and the page resumes by itself, inside the grace period:
+  // the host is told both, and ends with Li connected.
+  await li.evaluate(() => /** @type {any} */ (window).__sockets.at(-1).close());
+  await waitFor(() => seen.some((e) => e.type === 'participant_connection' && e.identity === 't-1' && e.connected), {
+    what: "Li's return told to the host",
+  });
+  const drops = seen.filter((e) => e.type === 'participant_connection' && e.identity === 't-1');
+  assert.deepEqual(drops.map((e) => e.connected), [false, true]);
+  const back = await people(host);
+  assert.ok(back.every((x) => !x.includes('重连中')), `host's list after Li came back: ${back.join(' | ')}`);
+
+  // The page goes away for good: reconnecting until the grace period ends,
+  // then gone from the list.
+  await li.context().close();
+  await waitFor(async () => (await people(host)).some((x) => x.startsWith('t-1:') && x.includes('重连中')), {
+    what: 'Li shown as reconnecting',
+  });
+  await waitFor(async () => (await people(host)).length === 1, { what: 'Li gone after the grace period', timeout: 15000 });
+  await host.context().close();
 });
 
 test('tiles: the host first, then by join time, on every page and every load', async () => {

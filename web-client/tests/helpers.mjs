@@ -74,8 +74,13 @@ export async function newPage(browser, { lang = 'zh-CN', locale, width = 1280, h
   page.on('console', (msg) => {
     if (msg.type() !== 'error') return;
     const where = msg.location()?.url || '';
-    // Chromium asks every page for /favicon.ico; its 404 is not the client's.
-    if (where.endsWith('/favicon.ico')) return;
+    // Chromium asks every page for /favicon.ico: the server serves one, and
+    // an error for it (a 404 in every console, once) fails the run.
+    if (where.endsWith('/favicon.ico')) {
+      process.stderr.write(`${tag} the icon was not served: ${msg.text()}\n`);
+      process.exitCode = 1;
+      return;
+    }
     // Expected in tests that provoke them: refused links and requests (the
     // client shows its own message) and connection attempts while offline.
     if (/status of (401|404|410)|ERR_INTERNET_DISCONNECTED/.test(msg.text())) return;
