@@ -188,8 +188,15 @@ async fn frames_too_big_for_the_socket_arrive_whole_and_in_order() {
             .await
             .unwrap();
     }
-    // About 5.4 MB are now on their way to a reader with a 4 KiB receive buffer.
-    assert!(far.ping(b"after the chat").await, "the pong came back");
+    // About 5.4 MB are now on their way to a reader with a 4 KiB receive
+    // buffer, which checks every frame (about 3 s alone in a debug build, far
+    // more beside the other tests on two cores): this is about order and
+    // wholeness, so it waits long.
+    assert!(
+        far.ping_within(b"after the chat", Duration::from_secs(60))
+            .await,
+        "the pong came back"
+    );
     let got: Vec<String> = far
         .seen
         .iter()

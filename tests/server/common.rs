@@ -384,11 +384,17 @@ impl TestClient {
     /// Sends a WebSocket ping and waits for its pong (frames read meanwhile
     /// are kept); false if the pong does not come within `WAIT`.
     pub async fn ping(&mut self, payload: &[u8]) -> bool {
+        self.ping_within(payload, WAIT).await
+    }
+
+    /// [`TestClient::ping`], waiting up to `wait` (for a pong queued behind
+    /// megabytes of frames).
+    pub async fn ping_within(&mut self, payload: &[u8], wait: Duration) -> bool {
         self.ws
             .send(Message::Ping(payload.to_vec().into()))
             .await
             .expect("send ping");
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + wait;
         while !self.pongs.iter().any(|p| p == payload) {
             match self.read(deadline).await {
                 Some(f) => self.buffered.push_back(f),
