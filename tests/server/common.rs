@@ -383,12 +383,6 @@ impl TestClient {
 impl TestClient {
     /// Sends a WebSocket ping and waits for its pong (frames read meanwhile
     /// are kept); false if the pong does not come within `WAIT`.
-    pub async fn ping(&mut self, payload: &[u8]) -> bool {
-        self.ping_within(payload, WAIT).await
-    }
-
-    /// [`TestClient::ping`], waiting up to `wait` (for a pong queued behind
-    /// megabytes of frames).
     pub async fn ping_within(&mut self, payload: &[u8], wait: Duration) -> bool {
         self.ws
             .send(Message::Ping(payload.to_vec().into()))
