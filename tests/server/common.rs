@@ -382,7 +382,7 @@ impl TestClient {
 
 impl TestClient {
     /// Sends a WebSocket ping and waits for its pong (frames read meanwhile
-    /// are kept); false if the pong does not come within `WAIT`.
+    /// are kept); false if the pong does not come within `wait`.
     pub async fn ping_within(&mut self, payload: &[u8], wait: Duration) -> bool {
         self.ws
             .send(Message::Ping(payload.to_vec().into()))
