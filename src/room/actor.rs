@@ -218,7 +218,8 @@ pub(super) struct RoomActor {
     away: HashMap<String, Timestamp>,
     /// Listed members who dropped since the last batch: their
     /// `participant_connection` (false) goes out with the next one, since a
-    /// drop noticed while delivering has no batch of its own.
+    /// drop noticed while delivering has no batch of its own. Outside
+    /// audience mode only.
     newly_away: Vec<String>,
     /// Recent events for resuming connections: (seq, audience, frame).
     ring: VecDeque<(u64, Audience, Utf8Bytes)>,
@@ -722,7 +723,7 @@ impl RoomActor {
         let untold = self.newly_away.iter().position(|i| *i == actor.identity);
         if let Some(i) = untold {
             self.newly_away.swap_remove(i);
-        } else if was_away && actor.role.is_listed() {
+        } else if was_away && actor.role.is_listed() && !self.state.session.audience_mode() {
             let e = EventKind::ParticipantConnection {
                 identity: actor.identity.clone(),
                 connected: true,
@@ -1004,7 +1005,13 @@ impl RoomActor {
             }
         }
         if self.state.members.get(&identity).is_some_and(|m| m.present) {
-            if conn.actor.role.is_listed() && !self.away.contains_key(&identity) {
+            // Not in audience mode: a mass drop of thousands would fill the
+            // resume buffer with these and send every member a fresh
+            // snapshot instead of a resume (measured in docs/benchmarks.md).
+            if conn.actor.role.is_listed()
+                && !self.state.session.audience_mode()
+                && !self.away.contains_key(&identity)
+            {
                 self.newly_away.push(identity.clone());
             }
             self.away.insert(identity, now);
