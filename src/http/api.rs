@@ -51,7 +51,6 @@ impl FromRequestParts<App> for Admin {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| {
                 ApiError::new(
-                    StatusCode::UNAUTHORIZED,
                     ErrorCode::Unauthorized,
                     "send the admin key as 'Authorization: Bearer <key>'",
                 )
@@ -59,11 +58,7 @@ impl FromRequestParts<App> for Admin {
         if constant_time_eq(given.trim().as_bytes(), app.admin_key.as_bytes()) {
             Ok(Admin)
         } else {
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthorized,
-                "wrong admin key",
-            ))
+            Err(ApiError::new(ErrorCode::Unauthorized, "wrong admin key"))
         }
     }
 }
@@ -217,7 +212,7 @@ async fn update_session(
 ) -> Result<Json<SessionInfo>, ApiError> {
     let mut preview = load_session(&app, &id).await?;
     if preview.status == SessionStatus::Ended {
-        return Err(ApiError::from_code(
+        return Err(ApiError::new(
             ErrorCode::SessionEnded,
             "an ended session cannot be changed",
         ));
@@ -320,7 +315,7 @@ async fn create_token(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let session = load_session(&app, &id).await?;
     if session.status == SessionStatus::Ended {
-        return Err(ApiError::from_code(
+        return Err(ApiError::new(
             ErrorCode::SessionEnded,
             "this session has ended",
         ));
@@ -336,7 +331,7 @@ async fn load_events(app: &App, id: &str, kinds: &[&str]) -> Result<Vec<Event>, 
         .map(|e| {
             serde_json::from_str(&e.frame).map_err(|err| {
                 tracing::error!(session = %id, seq = e.seq, "corrupt event: {err}");
-                ApiError::from_code(ErrorCode::Internal, "a stored event could not be read")
+                ApiError::new(ErrorCode::Internal, "a stored event could not be read")
             })
         })
         .collect()

@@ -11,7 +11,7 @@ use crate::room::state::ClassState;
 use crate::store::{DeliveryQuery, DeliveryRow, DeliveryState};
 use crate::App;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -76,14 +76,10 @@ fn may_read_report(app: &App, headers: &HeaderMap, session: &str) -> Result<(), 
         {
             Ok(())
         }
-        Ok(super::Caller::Token(_)) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            crate::protocol::ErrorCode::Forbidden,
+        Ok(super::Caller::Token(_)) => Err(ApiError::new(crate::protocol::ErrorCode::Forbidden,
             "only hosts and moderators of this session may read its report",
         )),
-        Err(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            crate::protocol::ErrorCode::Unauthorized,
+        Err(_) => Err(ApiError::new(crate::protocol::ErrorCode::Unauthorized,
             "send the admin key, or a host's or moderator's token for this session, as 'Authorization: Bearer …'",
         )),
     }
@@ -111,7 +107,7 @@ async fn report(
     for e in app.store.events(&id, 0, None, &[]).await? {
         let ev: Event = serde_json::from_str(&e.frame).map_err(|err| {
             tracing::error!(session = %id, seq = e.seq, "corrupt event: {err}");
-            ApiError::from_code(
+            ApiError::new(
                 crate::protocol::ErrorCode::Internal,
                 "a stored event could not be read",
             )

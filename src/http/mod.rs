@@ -51,7 +51,20 @@ pub fn caller(
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+    /// A refusal with `code`; its status comes from the code's one table
+    /// ([`ErrorCode::http_status`]).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError::with_status(status, code, message)
+    }
+    /// A refusal whose status is not the code's own: only the WebSocket
+    /// version check (426 with `bad_request`, as RFC 6455 asks).
+    pub fn with_status(
+        status: StatusCode,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -59,43 +72,23 @@ impl ApiError {
         }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+        ApiError::new(ErrorCode::BadRequest, message)
     }
     pub fn not_found(what: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            format!("no such {what}"),
-        )
-    }
-    /// Maps a domain error code to its HTTP status, in one place.
-    pub fn from_code(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        let status = match code {
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::Unauthorized | ErrorCode::TokenExpired => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::SessionEnded => StatusCode::GONE,
-            ErrorCode::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::OriginNotAllowed => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::new(status, code, message)
+        ApiError::new(ErrorCode::NotFound, format!("no such {what}"))
     }
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
         tracing::error!("storage: {e}");
-        ApiError::from_code(ErrorCode::StorageUnavailable, "storage is unavailable")
+        ApiError::new(ErrorCode::StorageUnavailable, "storage is unavailable")
     }
 }
 
 impl From<crate::room::RoomError> for ApiError {
     fn from(e: crate::room::RoomError) -> ApiError {
-        ApiError::from_code(e.code(), e.to_string())
+        ApiError::new(e.code(), e.to_string())
     }
 }
 
@@ -156,7 +149,7 @@ async fn not_found() -> ApiError {
 /// A path that exists, asked with a method it does not take. axum adds the
 /// `Allow` header to this answer.
 async fn method_not_allowed(method: axum::http::Method) -> ApiError {
-    ApiError::from_code(
+    ApiError::new(
         ErrorCode::MethodNotAllowed,
         format!("this path does not take {method}; the Allow header lists what it takes"),
     )

@@ -171,17 +171,14 @@ fn viewer(app: &App, headers: &HeaderMap, session: &str) -> Result<Option<Claims
         Ok(super::Caller::Admin) => Ok(None),
         Ok(super::Caller::Token(c)) if c.sid == session => Ok(Some(c)),
         Ok(super::Caller::Token(_)) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
             crate::protocol::ErrorCode::Forbidden,
             "this token is for another session",
         )),
         Err(crate::auth::TokenError::Expired) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
             crate::protocol::ErrorCode::TokenExpired,
             "your replay link has expired; ask the organiser for a new one",
         )),
         Err(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
             crate::protocol::ErrorCode::Unauthorized,
             "send the admin key or a replay token as 'Authorization: Bearer …'",
         )),
@@ -462,7 +459,6 @@ fn file_viewer(
             // The admin key does not go into URLs (they end up in logs).
             if crate::auth::constant_time_eq(t.trim().as_bytes(), app.admin_key.as_bytes()) {
                 return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
                     crate::protocol::ErrorCode::Unauthorized,
                     "the admin key is accepted only as 'Authorization: Bearer …', not in the URL",
                 ));
@@ -472,7 +468,6 @@ fn file_viewer(
                     && e.code == crate::protocol::ErrorCode::Unauthorized
                 {
                     ApiError::new(
-                        StatusCode::UNAUTHORIZED,
                         crate::protocol::ErrorCode::Unauthorized,
                         "the token in the link is not valid; open the replay link again",
                     )

@@ -70,6 +70,93 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
         }
     }
+
+    /// The HTTP status of a refusal with this code: the one table that REST
+    /// answers and the `/ws` refusals read (docs/protocol.md §12). Codes
+    /// that only travel in `error` frames answer 400 should one ever be sent
+    /// over HTTP.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::NotFound => 404,
+            ErrorCode::Unauthorized | ErrorCode::TokenExpired => 401,
+            ErrorCode::Forbidden | ErrorCode::OriginNotAllowed => 403,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::SessionEnded => 410,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::StorageUnavailable => 503,
+            ErrorCode::Malformed
+            | ErrorCode::UnknownType
+            | ErrorCode::InvalidMessage
+            | ErrorCode::FrameTooLarge
+            | ErrorCode::ChatLocked
+            | ErrorCode::ChatMuted
+            | ErrorCode::TextTooLong
+            | ErrorCode::EmptyText
+            | ErrorCode::AlreadyVoted
+            | ErrorCode::NotInvited
+            | ErrorCode::InvalidState
+            | ErrorCode::MediaFailed
+            | ErrorCode::BadRequest => 400,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// The table of docs/protocol.md §12 lists every code, and its HTTP
+    /// column says what [`ErrorCode::http_status`] answers.
+    #[test]
+    fn the_protocol_document_lists_every_code_with_its_status() {
+        let doc = include_str!("../../docs/protocol.md");
+        let start = doc.find("## 12. Error codes").expect("§12");
+        let end = start + doc[start..].find("## 13.").expect("§13");
+        let mut listed = Vec::new();
+        for row in doc[start..end].lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let name = cells[1].trim_matches('`');
+            let code: ErrorCode = serde_json::from_value(serde_json::json!(name))
+                .unwrap_or_else(|_| panic!("§12 lists {name}, which is not a code"));
+            assert_eq!(code.as_str(), name);
+            let http = cells[cells.len() - 2];
+            if http != "—" {
+                assert_eq!(http, code.http_status().to_string(), "{name}");
+            }
+            listed.push(name.to_string());
+        }
+        // Every code the server can send is in the table.
+        for name in [
+            "malformed",
+            "unknown_type",
+            "invalid_message",
+            "frame_too_large",
+            "rate_limited",
+            "forbidden",
+            "not_found",
+            "chat_locked",
+            "chat_muted",
+            "text_too_long",
+            "empty_text",
+            "already_voted",
+            "not_invited",
+            "invalid_state",
+            "session_ended",
+            "media_failed",
+            "storage_unavailable",
+            "unauthorized",
+            "token_expired",
+            "bad_request",
+            "method_not_allowed",
+            "origin_not_allowed",
+            "internal",
+        ] {
+            let code: ErrorCode = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(code.as_str(), name);
+            assert!(listed.iter().any(|l| l == name), "§12 does not list {name}");
+        }
+    }
 }
 
 /// WebSocket close codes the server uses (RFC 6455 private range 4000–4999,

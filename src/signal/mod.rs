@@ -66,9 +66,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        let bad = |message: &str| {
-            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message).into_response()
-        };
+        let bad = |message: &str| ApiError::new(ErrorCode::BadRequest, message).into_response();
         let h = &parts.headers;
         if parts.method != Method::GET
             || !has_token(h, header::CONNECTION, "upgrade")
@@ -79,7 +77,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
             ));
         }
         if h.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
-            let mut r = ApiError::new(
+            let mut r = ApiError::with_status(
                 StatusCode::UPGRADE_REQUIRED,
                 ErrorCode::BadRequest,
                 "only WebSocket version 13 is spoken",
@@ -183,7 +181,7 @@ pub async fn ws_handler(
     if !app.origins.allows(origin, host) {
         return refuse(
             &app,
-            ApiError::from_code(
+            ApiError::new(
                 ErrorCode::OriginNotAllowed,
                 format!(
                     "pages from {} may not open this classroom; the server's \
@@ -203,11 +201,7 @@ pub async fn ws_handler(
         (None, None) => {
             return refuse(
                 &app,
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorCode::Unauthorized,
-                    "a token is required: /ws?token=…",
-                ),
+                ApiError::new(ErrorCode::Unauthorized, "a token is required: /ws?token=…"),
             )
         }
     };
@@ -253,28 +247,25 @@ pub async fn check_token(
         Ok(c) if c.typ == want => c,
         Ok(_) => {
             return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthorized,
                 "wrong kind of token for this parameter",
             ))
         }
         Err(crate::auth::TokenError::Expired) => {
             return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
                 ErrorCode::TokenExpired,
                 "your link has expired; ask the organiser for a new one",
             ))
         }
         Err(e) => {
             return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthorized,
                 format!("invalid token: {e}"),
             ))
         }
     };
     match app.store.get_session(&claims.sid).await {
-        Ok(Some(s)) if s.status == SessionStatus::Ended => Err(ApiError::from_code(
+        Ok(Some(s)) if s.status == SessionStatus::Ended => Err(ApiError::new(
             ErrorCode::SessionEnded,
             "this session has ended",
         )),
