@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod grading;
 pub mod http;
+pub mod ids;
 pub mod media;
 pub mod protocol;
 pub mod record;

@@ -128,16 +128,6 @@ fn check_session(
     Ok(())
 }
 
-/// A short random id: 12 characters of lowercase base32.
-pub fn new_id() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
-    let mut buf = [0u8; 12];
-    getrandom::fill(&mut buf).expect("the OS random source is available");
-    buf.iter()
-        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
-        .collect()
-}
-
 /// Creates and stores a session (also used for the demo sessions).
 pub async fn create(app: &App, req: CreateSession) -> Result<SessionInfo, ApiError> {
     check_session(
@@ -147,7 +137,7 @@ pub async fn create(app: &App, req: CreateSession) -> Result<SessionInfo, ApiErr
         &req.settings,
     )?;
     let session = SessionInfo {
-        id: new_id(),
+        id: crate::ids::new_id(),
         title: req.title.trim().to_string(),
         kind: req.kind,
         status: SessionStatus::Scheduled,

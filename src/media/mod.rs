@@ -411,8 +411,8 @@ impl MediaRoom {
                     _ => Ok(None),
                 };
                 let frame = match result {
-                    Ok(result) => crate::room::actor::encode(&ServerMsg::Ack { req_id, result }),
-                    Err(e) => crate::room::actor::encode(&ServerMsg::Error {
+                    Ok(result) => crate::protocol::encode(&ServerMsg::Ack { req_id, result }),
+                    Err(e) => crate::protocol::encode(&ServerMsg::Error {
                         req_id,
                         code: ErrorCode::MediaFailed,
                         message: e.to_string(),
@@ -955,7 +955,7 @@ impl MediaRoom {
         let sdp = self.local_sdp(&mut sub.pc).await?;
         sub.awaiting_answer = true;
         if let Some(conn) = &member.conn {
-            let frame = crate::room::actor::encode(&ServerMsg::MediaOffer { sdp });
+            let frame = crate::protocol::encode(&ServerMsg::MediaOffer { sdp });
             let _ = conn.send(frame);
         }
         // The payload type arrives with the answer; a keyframe lets the new
@@ -1008,7 +1008,7 @@ async fn run_publication(room: Weak<MediaRoom>, owner: String, track: Arc<dyn Tr
         };
         let info = TrackInfo {
             // Unique across room reloads and restarts too.
-            id: format!("TR{}{}", inner.next_track, &crate::http::api::new_id()[..6]),
+            id: format!("TR{}{}", inner.next_track, &crate::ids::new_id()[..6]),
             owner: owner.clone(),
             // Filled in by the room, which knows the members.
             name: String::new(),

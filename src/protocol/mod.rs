@@ -18,6 +18,13 @@ pub use types::*;
 
 use serde::{Deserialize, Serialize};
 
+/// A server frame as the text sent on the wire: serialized once, then the
+/// same bytes go to every receiver (the room's fan-out, the edge's own
+/// replies, the media task's answers).
+pub fn encode<T: Serialize>(v: &T) -> tungstenite::Utf8Bytes {
+    tungstenite::Utf8Bytes::from(serde_json::to_string(v).expect("protocol types serialize"))
+}
+
 /// A client's request id, echoed in the single `ack` or `error` that answers it.
 /// Clients may use a string or a number.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

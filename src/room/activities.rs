@@ -2,7 +2,7 @@
 //! (folded from the timeline like the rest of the room) and the rules for
 //! the requests that drive them. Pure: no I/O, no clocks.
 
-use super::logic::{Outcome, Rejection};
+use super::logic::{check_text, require, Outcome, Rejection};
 use super::state::ClassState;
 use crate::protocol::MediaHealth;
 use crate::protocol::{
@@ -73,24 +73,6 @@ impl PollState {
 
 fn reject(code: ErrorCode, msg: &str) -> Rejection {
     Rejection::new(code, msg)
-}
-
-fn require(role: Role, p: Permission) -> Result<(), Rejection> {
-    if role.allows(p) {
-        Ok(())
-    } else {
-        Err(reject(
-            ErrorCode::Forbidden,
-            &format!("your role may not do this ({})", permission_name(p)),
-        ))
-    }
-}
-
-fn permission_name(p: Permission) -> String {
-    serde_json::to_value(p)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 impl Activities {
@@ -255,11 +237,7 @@ impl Activities {
         if self.recording.is_some() {
             return None;
         }
-        let id = format!(
-            "R{}{}",
-            self.recordings + 1,
-            &crate::http::api::new_id()[..6]
-        );
+        let id = format!("R{}{}", self.recordings + 1, &crate::ids::new_id()[..6]);
         Some(EventKind::RecordingStarted {
             recording_id: id,
             by: by.to_string(),
@@ -308,20 +286,6 @@ impl Activities {
             },
         })
     }
-}
-
-fn check_text(text: &str, max: usize, what: &str) -> Result<String, Rejection> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(reject(ErrorCode::EmptyText, &format!("{what} is empty")));
-    }
-    if t.chars().count() > max {
-        return Err(reject(
-            ErrorCode::TextTooLong,
-            &format!("{what} is longer than {max} characters"),
-        ));
-    }
-    Ok(t.to_string())
 }
 
 /// Checks a set of chosen option indexes.

@@ -14,8 +14,8 @@ use super::state::ClassState;
 use crate::auth::{Claims, TokenType};
 use crate::media::{MediaJob, MediaNote, MediaRoom};
 use crate::protocol::{
-    close, ClientMsg, ErrorCode, Event, EventKind, LeaveReason, ParticipantInfo, Permission, ReqId,
-    ServerMsg, SessionInfo, Timestamp, Welcome, You,
+    close, encode, ClientMsg, ErrorCode, Event, EventKind, LeaveReason, ParticipantInfo,
+    Permission, ReqId, ServerMsg, SessionInfo, Timestamp, Welcome, You,
 };
 use crate::store::{StoreError, Write};
 use std::collections::{HashMap, VecDeque};
@@ -244,10 +244,6 @@ pub(super) struct RoomActor {
     media_jobs: mpsc::UnboundedSender<MediaJob>,
     /// Writes the frames `deliver` queues, beside the room.
     flusher: Flusher,
-}
-
-pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Utf8Bytes {
-    Utf8Bytes::from(serde_json::to_string(v).expect("protocol types serialize"))
 }
 
 fn error_frame(req_id: Option<ReqId>, code: ErrorCode, message: impl Into<String>) -> Utf8Bytes {

@@ -54,17 +54,39 @@ impl Outcome {
     }
 }
 
-fn require(actor: &Actor, p: Permission) -> Result<(), Rejection> {
-    if actor.role.allows(p) {
+/// The one permission check of the room's rules (chat, hands, Q&A, stage
+/// here; activities and recording in `activities`).
+pub(super) fn require(role: Role, p: Permission) -> Result<(), Rejection> {
+    if role.allows(p) {
         Ok(())
     } else {
         let name = serde_json::to_value(p).ok();
         let name = name.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
         Err(Rejection::new(
             ErrorCode::Forbidden,
-            format!("a {} may not do this (needs {name})", actor.role.as_str()),
+            format!("a {} may not do this (needs {name})", role.as_str()),
         ))
     }
+}
+
+/// The one text check: trims, refuses empty text and text over `max`
+/// characters. `what` names it in the message ("the text", "an option").
+pub(super) fn check_text(text: &str, max: usize, what: &str) -> Result<String, Rejection> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Rejection::new(
+            ErrorCode::EmptyText,
+            format!("{what} is empty"),
+        ));
+    }
+    let len = text.chars().count();
+    if len > max {
+        return Err(Rejection::new(
+            ErrorCode::TextTooLong,
+            format!("{what} has {len} characters; the limit is {max}"),
+        ));
+    }
+    Ok(text.to_string())
 }
 
 impl ClassState {
@@ -76,21 +98,10 @@ impl ClassState {
             .unwrap_or(default)
     }
 
-    /// Trims and checks a chat message, question or reply.
+    /// Trims and checks a chat message, question or reply against the
+    /// session's length limit.
     fn check_text(&self, text: &str, default_max: usize) -> Result<String, Rejection> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(Rejection::new(ErrorCode::EmptyText, "text is empty"));
-        }
-        let max = self.max_len(default_max);
-        let len = text.chars().count();
-        if len > max {
-            return Err(Rejection::new(
-                ErrorCode::TextTooLong,
-                format!("text has {len} characters; the limit is {max}"),
-            ));
-        }
-        Ok(text.to_string())
+        check_text(text, self.max_len(default_max), "the text")
     }
 
     /// A present member other than the actor, whom the actor outranks.
@@ -276,7 +287,7 @@ impl ClassState {
             | ClientMsg::MediaQuality { .. }
             | ClientMsg::MediaIce { .. } => Ok(Outcome::none()),
             ClientMsg::ChatSend { text } => {
-                require(actor, Permission::ChatPost)?;
+                require(actor.role, Permission::ChatPost)?;
                 let staff = actor.role.allows(Permission::ChatModerate);
                 if self.chat_locked && !staff {
                     return Err(Rejection::new(
@@ -306,7 +317,7 @@ impl ClassState {
                 })
             }
             ClientMsg::ChatDelete { message_id } => {
-                require(actor, Permission::ChatModerate)?;
+                require(actor.role, Permission::ChatModerate)?;
                 if !self.chat_ids.contains(message_id) {
                     return Err(Rejection::new(
                         ErrorCode::NotFound,
@@ -319,7 +330,7 @@ impl ClassState {
                 }]))
             }
             ClientMsg::ChatMute { identity, muted } => {
-                require(actor, Permission::ChatModerate)?;
+                require(actor.role, Permission::ChatModerate)?;
                 self.target(actor, identity)?;
                 if self.chat_muted(identity) == *muted {
                     return Ok(Outcome::none());
@@ -331,7 +342,7 @@ impl ClassState {
                 }]))
             }
             ClientMsg::ChatLock { locked } => {
-                require(actor, Permission::ChatModerate)?;
+                require(actor.role, Permission::ChatModerate)?;
                 if self.chat_locked == *locked {
                     return Ok(Outcome::none());
                 }
@@ -341,7 +352,7 @@ impl ClassState {
                 }]))
             }
             ClientMsg::HandRaise => {
-                require(actor, Permission::HandRaise)?;
+                require(actor.role, Permission::HandRaise)?;
                 if self.hand_raised(&actor.identity) {
                     return Ok(Outcome::none());
                 }
@@ -362,7 +373,7 @@ impl ClassState {
             ClientMsg::HandLower { identity } => {
                 let target = identity.as_deref().unwrap_or(&actor.identity);
                 if target != actor.identity {
-                    require(actor, Permission::HandModerate)?;
+                    require(actor.role, Permission::HandModerate)?;
                     self.target(actor, target)?;
                 }
                 if !self.hand_raised(target) {
@@ -374,14 +385,14 @@ impl ClassState {
                 }]))
             }
             ClientMsg::HandsClear => {
-                require(actor, Permission::HandModerate)?;
+                require(actor.role, Permission::HandModerate)?;
                 if self.hands.is_empty() {
                     return Ok(Outcome::none());
                 }
                 Ok(Outcome::events(vec![EventKind::HandsCleared { by }]))
             }
             ClientMsg::QuestionAsk { text } => {
-                require(actor, Permission::QuestionAsk)?;
+                require(actor.role, Permission::QuestionAsk)?;
                 let text = self.check_text(text, default_max_len)?;
                 let id = self.questions.keys().next_back().copied().unwrap_or(0) + 1;
                 Ok(Outcome {
@@ -401,7 +412,7 @@ impl ClassState {
                 })
             }
             ClientMsg::QuestionUpvote { question_id } => {
-                require(actor, Permission::QuestionUpvote)?;
+                require(actor.role, Permission::QuestionUpvote)?;
                 let q = self.question(*question_id)?;
                 if q.status != QuestionStatus::Open {
                     return Err(Rejection::new(
@@ -425,7 +436,7 @@ impl ClassState {
                 })
             }
             ClientMsg::QuestionReply { question_id, text } => {
-                require(actor, Permission::QuestionReply)?;
+                require(actor.role, Permission::QuestionReply)?;
                 let q = self.question(*question_id)?;
                 if q.status == QuestionStatus::Dismissed {
                     return Err(Rejection::new(
@@ -451,7 +462,7 @@ impl ClassState {
             }
             ClientMsg::QuestionAnswer { question_id }
             | ClientMsg::QuestionDismiss { question_id } => {
-                require(actor, Permission::QuestionModerate)?;
+                require(actor.role, Permission::QuestionModerate)?;
                 let status = if matches!(msg, ClientMsg::QuestionAnswer { .. }) {
                     QuestionStatus::Answered
                 } else {
@@ -467,7 +478,7 @@ impl ClassState {
                 }]))
             }
             ClientMsg::QuestionPin { question_id } => {
-                require(actor, Permission::QuestionModerate)?;
+                require(actor.role, Permission::QuestionModerate)?;
                 if let Some(id) = question_id {
                     if self.question(*id)?.status != QuestionStatus::Open {
                         return Err(Rejection::new(
@@ -485,7 +496,7 @@ impl ClassState {
                 }]))
             }
             ClientMsg::StageInvite { identity } => {
-                require(actor, Permission::StageManage)?;
+                require(actor.role, Permission::StageManage)?;
                 let role = self.target(actor, identity)?;
                 if role != Role::Participant {
                     return Err(Rejection::new(
@@ -542,7 +553,7 @@ impl ClassState {
                 }]))
             }
             ClientMsg::StageRemove { identity } => {
-                require(actor, Permission::StageManage)?;
+                require(actor.role, Permission::StageManage)?;
                 self.target(actor, identity)?;
                 if !self.on_stage(identity) && !self.invited(identity) {
                     return Err(Rejection::new(
@@ -557,7 +568,7 @@ impl ClassState {
                 }]))
             }
             ClientMsg::StageLock { locked } => {
-                require(actor, Permission::StageManage)?;
+                require(actor.role, Permission::StageManage)?;
                 if self.session.kind != SessionKind::Seminar {
                     return Err(Rejection::new(
                         ErrorCode::InvalidState,
@@ -573,7 +584,7 @@ impl ClassState {
                 }]))
             }
             ClientMsg::Kick { identity } => {
-                require(actor, Permission::ParticipantKick)?;
+                require(actor.role, Permission::ParticipantKick)?;
                 self.target(actor, identity)?;
                 Ok(Outcome::events(self.leave(
                     identity,
@@ -583,7 +594,7 @@ impl ClassState {
                 )))
             }
             ClientMsg::SessionEnd => {
-                require(actor, Permission::SessionEnd)?;
+                require(actor.role, Permission::SessionEnd)?;
                 Ok(Outcome::events(self.end(&actor.identity, now)))
             }
         }

@@ -16,7 +16,7 @@ use crate::auth::{Claims, TokenType};
 use crate::http::extract::ApiQuery;
 use crate::http::ApiError;
 use crate::protocol::{
-    close, ClientMsg, ErrorCode, ReqId, ServerMsg, SessionInfo, SessionStatus, Timestamp,
+    close, encode, ClientMsg, ErrorCode, ReqId, ServerMsg, SessionInfo, SessionStatus, Timestamp,
 };
 use crate::room::conn::{Closer, ConnHandle, FrameSink};
 use crate::room::{Actor, RoomError, RoomLink};
@@ -311,10 +311,6 @@ impl FrameBudget {
         }
         ready
     }
-}
-
-fn encode(msg: &ServerMsg) -> Utf8Bytes {
-    Utf8Bytes::from(serde_json::to_string(msg).expect("protocol types serialize"))
 }
 
 fn carries_sdp(msg: &ClientMsg) -> bool {
