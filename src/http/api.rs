@@ -1,7 +1,6 @@
 //! REST API `/api/v1`: sessions, join tokens, reports. Admin key required.
 
-pub use super::extract::ApiJson;
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::ApiError;
 use crate::auth::{constant_time_eq, Claims, TokenType};
 use crate::protocol::{

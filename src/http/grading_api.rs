@@ -330,7 +330,7 @@ async fn redeliver(
     _: Admin,
     State(app): State<App>,
     ApiPath(sink): ApiPath<String>,
-    super::api::ApiJson(r): super::api::ApiJson<Redeliver>,
+    super::extract::ApiJson(r): super::extract::ApiJson<Redeliver>,
 ) -> Result<Json<Redelivered>, ApiError> {
     known_sink(&app, &sink)?;
     if r.from_seq == 0 || r.to_seq < r.from_seq {

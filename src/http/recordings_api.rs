@@ -1,7 +1,8 @@
 //! Recordings of a session (admin key): the list, and each track's WebM
 //! file served with HTTP range requests, so players can seek.
 
-use super::api::{Admin, ApiJson};
+use super::api::Admin;
+use super::extract::ApiJson;
 use super::extract::{ApiPath, ApiQuery};
 use super::ApiError;
 use crate::auth::{Claims, TokenType};

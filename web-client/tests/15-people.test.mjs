@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createSession, enter, joinUrl, launch, newPage, reenter, tileKeys, waitFor } from './helpers.mjs';
+import { createSession, enter, framesOf, joinUrl, launch, newPage, reenter, tileKeys, waitFor } from './helpers.mjs';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -55,32 +55,10 @@ test('people: a host and a participant, neither shown as reconnecting', async ()
   for (const p of [host, li]) await p.context().close();
 });
 
-/**
- * The numbered events a page receives on its WebSocket, as they arrive.
- * @param {import('playwright-core').Page} page
- * @returns {any[]}
- */
-function eventsOf(page) {
-  /** @type {any[]} */
-  const out = [];
-  page.on('websocket', (ws) => {
-    ws.on('framereceived', (f) => {
-      if (typeof f.payload !== 'string') return;
-      try {
-        const v = JSON.parse(f.payload);
-        if (typeof v.seq === 'number') out.push(v);
-      } catch {
-        // Not JSON: not a protocol frame.
-      }
-    });
-  });
-  return out;
-}
-
 test('people: a member whose link drops reads as reconnecting, and not once back', async () => {
   const s = await createSession('seminar', '掉线重连状态 e2e');
   const host = await newPage(browser, { label: 'host', lang: 'zh-CN' });
-  const seen = eventsOf(host);
+  const seen = framesOf(host, 'framereceived', (f) => typeof f.seq === 'number');
   await host.goto(await joinUrl(s.id, 'tutor-1', '王老师', 'host'));
   await host.locator('.join-btn').click();
   await host.locator('.status[data-state="open"]').waitFor();

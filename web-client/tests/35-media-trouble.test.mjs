@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createSession, enter, joinUrl, launch, newPage, shot, videoPlaying, waitFor } from './helpers.mjs';
+import { createSession, enter, framesOf, joinUrl, launch, newPage, shot, videoPlaying, waitFor } from './helpers.mjs';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -47,23 +47,8 @@ function recordPcs() {
 /**
  * The `media_report` messages the page sent.
  * @param {import('playwright-core').Page} page
- * @returns {any[]}
  */
-function reportsOf(page) {
-  /** @type {any[]} */
-  const out = [];
-  page.on('websocket', (ws) => {
-    ws.on('framesent', (f) => {
-      if (typeof f.payload !== 'string' || !f.payload.includes('media_report')) return;
-      try {
-        out.push(JSON.parse(f.payload));
-      } catch {
-        // Not JSON: not ours.
-      }
-    });
-  });
-  return out;
-}
+const reportsOf = (page) => framesOf(page, 'framesent', (f) => f.type === 'media_report');
 
 test('UDP blocked: the banner explains it in Chinese, the server is told', async () => {
   const s = await createSession('seminar', '网络拦截 e2e');

@@ -307,3 +307,28 @@ export async function reenter(page) {
 export function tileKeys(page) {
   return page.locator('.stage .tile').evaluateAll((els) => els.map((e) => /** @type {HTMLElement} */ (e).dataset.key || ''));
 }
+
+/**
+ * The JSON frames a page sends or receives on its WebSockets, as they go,
+ * kept when `keep` says so.
+ * @param {import('playwright-core').Page} page
+ * @param {'framesent' | 'framereceived'} direction
+ * @param {(frame: any) => boolean} keep
+ * @returns {any[]}
+ */
+export function framesOf(page, direction, keep) {
+  /** @type {any[]} */
+  const out = [];
+  page.on('websocket', (ws) => {
+    ws.on(direction, (f) => {
+      if (typeof f.payload !== 'string') return;
+      try {
+        const v = JSON.parse(f.payload);
+        if (keep(v)) out.push(v);
+      } catch {
+        // Not JSON: not a protocol frame.
+      }
+    });
+  });
+  return out;
+}
